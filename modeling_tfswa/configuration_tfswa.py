@@ -1,0 +1,215 @@
+"""Configuration of TFSWA-UNet. Imports nothing of this project, so a saved model folder stands alone."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+_MASK_TYPES = ("complex", "ratio")
+
+
+class TFSWAConfig(PretrainedConfig):
+    r"""Configuration of a [`TFSWAUNet`] music source separator: the single source of truth for the model.
+
+    The model turns a waveform mixture into one waveform per stem by estimating a mask per stem and
+    audio channel on the mixture's STFT with a U-Net of time-frequency shifted-window attention blocks.
+
+    Args:
+        stems (`list[str]`, *optional*, defaults to `["vocals", "drums", "bass", "other"]`):
+            Ordered names of the separated sources; the model has one output per name. Any non-empty
+            list of unique, non-empty names (e.g. `["vocals", "accompaniment"]`).
+        audio_channels (`int`, *optional*, defaults to 2):
+            Channels of the input mixture and of every separated stem (2 for stereo).
+        sample_rate (`int`, *optional*, defaults to 44100):
+            Sample rate in Hz the model was trained at; inputs at other rates are resampled by the
+            separation API, not by the model.
+        n_fft (`int`, *optional*, defaults to 2048):
+            STFT size; the spectrogram has `n_fft // 2 + 1` frequency bins.
+        hop_length (`int`, *optional*, defaults to 512):
+            STFT hop in samples; must be in `[1, n_fft]`.
+        patch_size (`list[int]`, *optional*, defaults to `[1, 8]`):
+            Time × frequency size of the patches embedded as one token, so that attention runs on a grid
+            coarser than the STFT grid (at the defaults: 86 frames × 129 patches per second of audio).
+        dims (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
+            Token width of each U-Net stage; stage `i + 1` works on a grid halved in time and frequency.
+        depths (`list[int]`, *optional*, defaults to `[2, 2, 6, 2]`):
+            Number of TFSWA blocks in each encoder stage (the last stage is the bottleneck).
+        decoder_depths (`list[int]`, *optional*, defaults to `[1, 1, 1]`):
+            Number of TFSWA blocks in each decoder stage, from the finest (stage 0) to the coarsest
+            below the bottleneck; one entry per stage but the last.
+        num_heads (`list[int]`, *optional*, defaults to `[1, 2, 4, 8]`):
+            Attention heads of each stage; `dims[i]` must be divisible by `num_heads[i]`.
+        window_size (`list[int]`, *optional*, defaults to `[8, 8]`):
+            Time × frequency size of the attention windows of the shifted-window attention. Every other
+            block shifts the windows by half a window.
+        tf_attention_stages (`list[bool]`, *optional*, defaults to `[False, False, True, True]`):
+            Per stage, whether its blocks add temporal attention (each frequency row attends along
+            the whole time axis) and frequency attention (each frame attends along the whole
+            frequency axis) to the windowed attention. They are cheap on the coarse grids of the deep
+            stages and quadratic in the grid size on the fine ones; the decoder stage `i` follows
+            encoder stage `i`.
+        mlp_ratio (`float`, *optional*, defaults to 4.0):
+            Width of the feed-forward layers relative to the token width.
+        qkv_bias (`bool`, *optional*, defaults to `True`):
+            Whether the query/key/value projections have a bias.
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout after attention and feed-forward projections.
+        attention_probs_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on attention probabilities (training only).
+        drop_path_rate (`float`, *optional*, defaults to 0.1):
+            Stochastic depth rate, increasing linearly over the encoder blocks.
+        mask_type (`str`, *optional*, defaults to `"complex"`):
+            `"complex"`: an unbounded complex mask per stem and channel, multiplied with the complex
+            mixture STFT. `"ratio"`: a real mask in [0, 1] (sigmoid) scaling the mixture STFT.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the layer norms.
+        spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the per-frequency-bin instance normalisation of the input spectrogram.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the truncated normal initialisation of linear layers.
+
+    Example:
+
+    ```python
+    >>> from modeling_tfswa import TFSWAConfig, TFSWAUNet
+    >>> config = TFSWAConfig(stems=["vocals", "accompaniment"])
+    >>> model = TFSWAUNet(config)
+    >>> config.num_stems, config.num_mask_channels
+    (2, 8)
+    ```
+    """
+
+    model_type = "tfswa"
+
+    def __init__(
+        self,
+        stems: list[str] | None = None,
+        audio_channels: int = 2,
+        sample_rate: int = 44100,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        patch_size: list[int] | None = None,
+        dims: list[int] | None = None,
+        depths: list[int] | None = None,
+        decoder_depths: list[int] | None = None,
+        num_heads: list[int] | None = None,
+        window_size: list[int] | None = None,
+        tf_attention_stages: list[bool] | None = None,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        hidden_dropout_prob: float = 0.0,
+        attention_probs_dropout_prob: float = 0.0,
+        drop_path_rate: float = 0.1,
+        mask_type: str = "complex",
+        layer_norm_eps: float = 1e-5,
+        spectrogram_norm_eps: float = 1e-5,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        self.stems = list(stems) if stems is not None else ["vocals", "drums", "bass", "other"]
+        self.audio_channels = audio_channels
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.patch_size = list(patch_size) if patch_size is not None else [1, 8]
+        self.dims = list(dims) if dims is not None else [32, 64, 128, 256]
+        self.depths = list(depths) if depths is not None else [2, 2, 6, 2]
+        self.decoder_depths = (
+            list(decoder_depths) if decoder_depths is not None else [1] * (len(self.depths) - 1)
+        )
+        self.num_heads = list(num_heads) if num_heads is not None else [1, 2, 4, 8]
+        self.window_size = list(window_size) if window_size is not None else [8, 8]
+        self.tf_attention_stages = (
+            list(tf_attention_stages)
+            if tf_attention_stages is not None
+            else [i >= len(self.depths) // 2 for i in range(len(self.depths))]
+        )
+        self.mlp_ratio = mlp_ratio
+        self.qkv_bias = qkv_bias
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.drop_path_rate = drop_path_rate
+        self.mask_type = mask_type
+        self.layer_norm_eps = layer_norm_eps
+        self.spectrogram_norm_eps = spectrogram_norm_eps
+        self.initializer_range = initializer_range
+        self._validate()
+        super().__init__(**kwargs)
+
+    # Derived values are properties so that they are never saved and can never disagree.
+    @property
+    def num_stems(self) -> int:
+        return len(self.stems)
+
+    @property
+    def num_freq_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.dims)
+
+    @property
+    def num_mask_channels(self) -> int:
+        """Output channels of the mask estimator: stems × audio channels × (2 if complex else 1)."""
+        per_channel = 2 if self.mask_type == "complex" else 1
+        return self.num_stems * self.audio_channels * per_channel
+
+    def _validate(self) -> None:
+        def fail(field: str, problem: str):
+            raise ValueError(f"TFSWAConfig.{field}: {problem}")
+
+        def positive_ints(field: str, value, length: int | None = None):
+            if not isinstance(value, list) or not value:
+                fail(field, f"must be a non-empty list, got {value!r}")
+            if length is not None and len(value) != length:
+                fail(field, f"must have {length} entries, got {len(value)} ({value!r})")
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+                fail(field, f"entries must be positive integers, got {value!r}")
+
+        if not isinstance(self.stems, list) or not self.stems:
+            fail("stems", "must be a non-empty list of stem names")
+        if not all(isinstance(s, str) and s for s in self.stems):
+            fail("stems", f"names must be non-empty strings, got {self.stems!r}")
+        duplicates = sorted({s for s in self.stems if self.stems.count(s) > 1})
+        if duplicates:
+            fail("stems", f"names must be unique, {duplicates} appear more than once")
+        for field in ("audio_channels", "sample_rate", "n_fft", "hop_length"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                fail(field, f"must be a positive integer, got {value!r}")
+        if self.n_fft < 4:
+            fail("n_fft", f"must be at least 4, got {self.n_fft}")
+        if self.hop_length > self.n_fft:
+            fail("hop_length", f"({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        positive_ints("patch_size", self.patch_size, 2)
+        positive_ints("window_size", self.window_size, 2)
+        positive_ints("dims", self.dims)
+        stages = len(self.dims)
+        positive_ints("depths", self.depths, stages)
+        positive_ints("num_heads", self.num_heads, stages)
+        if stages > 1:
+            positive_ints("decoder_depths", self.decoder_depths, stages - 1)
+        elif self.decoder_depths:
+            fail("decoder_depths", "must be empty for a single-stage model")
+        for i, (dim, heads) in enumerate(zip(self.dims, self.num_heads)):
+            if dim % heads:
+                fail("num_heads", f"dims[{i}]={dim} is not divisible by num_heads[{i}]={heads}")
+        if not isinstance(self.tf_attention_stages, list) or len(self.tf_attention_stages) != stages:
+            fail("tf_attention_stages", f"must be a list of {stages} booleans")
+        if not all(isinstance(v, bool) for v in self.tf_attention_stages):
+            fail("tf_attention_stages", f"entries must be booleans, got {self.tf_attention_stages!r}")
+        if not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
+            fail("mlp_ratio", f"must be positive, got {self.mlp_ratio!r}")
+        for field in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
+            value = getattr(self, field)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                fail(field, f"must be in [0, 1), got {value!r}")
+        if self.mask_type not in _MASK_TYPES:
+            fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
+        for field in ("layer_norm_eps", "spectrogram_norm_eps", "initializer_range"):
+            value = getattr(self, field)
+            if not isinstance(value, (int, float)) or value <= 0:
+                fail(field, f"must be positive, got {value!r}")
+
+
+__all__ = ["TFSWAConfig"]
