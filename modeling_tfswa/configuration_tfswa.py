@@ -25,10 +25,12 @@ class TFSWAConfig(PretrainedConfig):
         n_fft (`int`, *optional*, defaults to 2048):
             STFT size; the spectrogram has `n_fft // 2 + 1` frequency bins.
         hop_length (`int`, *optional*, defaults to 512):
-            STFT hop in samples; must be in `[1, n_fft]`.
-        patch_size (`list[int]`, *optional*, defaults to `[1, 8]`):
+            STFT hop in samples; must be in `[1, n_fft // 2]` so that the inverse STFT is exact.
+        patch_size (`list[int]`, *optional*, defaults to `[2, 8]`):
             Time × frequency size of the patches embedded as one token, so that attention runs on a grid
-            coarser than the STFT grid (at the defaults: 86 frames × 129 patches per second of audio).
+            coarser than the STFT grid (at the defaults: 44 × 129 tokens per second of audio; `[1, 8]`
+            doubles the token count and roughly the cost). The final projection still predicts one mask
+            value per STFT bin.
         dims (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
             Token width of each U-Net stage; stage `i + 1` works on a grid halved in time and frequency.
         depths (`list[int]`, *optional*, defaults to `[2, 2, 6, 2]`):
@@ -105,12 +107,14 @@ class TFSWAConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        self.stems = list(stems) if stems is not None else ["vocals", "drums", "bass", "other"]
+        if stems is None:
+            stems = ["vocals", "drums", "bass", "other"]
+        self.stems = list(stems) if isinstance(stems, (list, tuple)) else stems
         self.audio_channels = audio_channels
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.hop_length = hop_length
-        self.patch_size = list(patch_size) if patch_size is not None else [1, 8]
+        self.patch_size = list(patch_size) if patch_size is not None else [2, 8]
         self.dims = list(dims) if dims is not None else [32, 64, 128, 256]
         self.depths = list(depths) if depths is not None else [2, 2, 6, 2]
         self.decoder_depths = (
@@ -179,8 +183,11 @@ class TFSWAConfig(PretrainedConfig):
                 fail(field, f"must be a positive integer, got {value!r}")
         if self.n_fft < 4:
             fail("n_fft", f"must be at least 4, got {self.n_fft}")
-        if self.hop_length > self.n_fft:
-            fail("hop_length", f"({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.hop_length > self.n_fft // 2:
+            # Hann windows overlap-add to a non-zero envelope (exact inverse STFT) only up to n_fft/2.
+            fail(
+                "hop_length", f"({self.hop_length}) must not exceed n_fft // 2 ({self.n_fft // 2})"
+            )
         positive_ints("patch_size", self.patch_size, 2)
         positive_ints("window_size", self.window_size, 2)
         positive_ints("dims", self.dims)
@@ -194,10 +201,15 @@ class TFSWAConfig(PretrainedConfig):
         for i, (dim, heads) in enumerate(zip(self.dims, self.num_heads)):
             if dim % heads:
                 fail("num_heads", f"dims[{i}]={dim} is not divisible by num_heads[{i}]={heads}")
-        if not isinstance(self.tf_attention_stages, list) or len(self.tf_attention_stages) != stages:
+        if (
+            not isinstance(self.tf_attention_stages, list)
+            or len(self.tf_attention_stages) != stages
+        ):
             fail("tf_attention_stages", f"must be a list of {stages} booleans")
         if not all(isinstance(v, bool) for v in self.tf_attention_stages):
-            fail("tf_attention_stages", f"entries must be booleans, got {self.tf_attention_stages!r}")
+            fail(
+                "tf_attention_stages", f"entries must be booleans, got {self.tf_attention_stages!r}"
+            )
         if not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
             fail("mlp_ratio", f"must be positive, got {self.mlp_ratio!r}")
         for field in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):

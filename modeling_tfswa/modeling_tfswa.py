@@ -1,0 +1,610 @@
+"""TFSWA-UNet: a U-Net of time-frequency shifted-window attention blocks over complex spectrograms.
+
+Imports nothing of this project but its own configuration and spectral ops (relative imports that
+`save_pretrained` copies), so a saved model folder loads with `trust_remote_code=True` on its own.
+
+Token grids are laid out `(batch, time, frequency, dim)` everywhere in this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_tfswa import TFSWAConfig
+from .spectral import SpectralTransform
+
+# Additive attention bias that keeps tokens of other shift regions / padding out of a window; finite
+# (not -inf) so a fully padded window stays NaN-free, and small enough for float16.
+_MASKED = -1e4
+
+
+# ----------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TFSWASeparationOutput(ModelOutput):
+    """Output of [`TFSWAUNet`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Mean absolute error between `waveforms` and the `labels`, when labels are given.
+        waveforms (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`):
+            Separated stems, in the order of `config.stems`, as long as the input.
+        spectrograms (`torch.ComplexTensor` of shape `(batch, stems, channels, freq_bins, frames)`):
+            Complex STFT of every separated stem (the masked mixture spectrogram).
+        masks (`torch.Tensor` of shape `(batch, stems, channels, freq_bins, frames)`):
+            The masks applied to the mixture STFT: complex for `mask_type="complex"`, real in [0, 1]
+            for `mask_type="ratio"`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    waveforms: torch.FloatTensor | None = None
+    spectrograms: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Window helpers: small pure functions on (batch, time, freq, dim) grids
+# ----------------------------------------------------------------------------------------------
+def pad_grid(grid: torch.Tensor, multiple: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad a `(batch, time, freq, dim)` grid at the end of time and frequency up to multiples."""
+    pad_t = -grid.shape[1] % multiple[0]
+    pad_f = -grid.shape[2] % multiple[1]
+    if pad_t or pad_f:
+        grid = F.pad(grid, (0, 0, 0, pad_f, 0, pad_t))
+    return grid
+
+
+def window_partition(grid: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """Split a `(batch, time, freq, dim)` grid, whose sizes are multiples of `window`, into windows.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, num_windows, window[0] * window[1], dim)`, windows in
+        time-major order.
+    """
+    b, t, f, d = grid.shape
+    wt, wf = window
+    grid = grid.view(b, t // wt, wt, f // wf, wf, d).permute(0, 1, 3, 2, 4, 5)
+    return grid.reshape(b, (t // wt) * (f // wf), wt * wf, d)
+
+
+def window_reverse(windows: torch.Tensor, window: tuple[int, int], size: tuple[int, int]):
+    """Inverse of [`window_partition`]: `(batch, num_windows, wt * wf, dim)` -> `(batch, t, f, dim)`."""
+    b, _, _, d = windows.shape
+    wt, wf = window
+    t, f = size
+    grid = windows.view(b, t // wt, f // wf, wt, wf, d).permute(0, 1, 3, 2, 4, 5)
+    return grid.reshape(b, t, f, d)
+
+
+def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
+    """Index into a `((2 wt - 1) * (2 wf - 1))`-row bias table for every pair of tokens in a window.
+
+    Returns:
+        `torch.LongTensor` of shape `(wt * wf, wt * wf)`.
+    """
+    wt, wf = window
+    coords = torch.stack(torch.meshgrid(torch.arange(wt), torch.arange(wf), indexing="ij")).flatten(
+        1
+    )
+    relative = coords[:, :, None] - coords[:, None, :]  # (2, L, L)
+    return (relative[0] + wt - 1) * (2 * wf - 1) + (relative[1] + wf - 1)
+
+
+def window_attention_mask(
+    size: tuple[int, int],
+    valid: tuple[int, int],
+    window: tuple[int, int],
+    shift: tuple[int, int],
+    device: torch.device,
+) -> torch.Tensor | None:
+    """Additive mask keeping attention inside each shifted region and away from padding.
+
+    Args:
+        size: padded grid size `(t, f)`, multiples of `window`.
+        valid: unpadded grid size; tokens beyond it are padding.
+        window: window size `(wt, wf)`.
+        shift: cyclic shift `(st, sf)` applied to the grid before partitioning.
+
+    Returns:
+        `torch.Tensor` of shape `(num_windows, wt * wf, wt * wf)` with 0 where attention is allowed and
+        a large negative value elsewhere, or `None` when nothing needs masking.
+    """
+    if shift == (0, 0) and valid == size:
+        return None
+    t, f = size
+    labels = torch.zeros(t, f, dtype=torch.long, device=device)
+    # Regions that the cyclic shift brings next to each other (Swin's shift mask), in shifted frame.
+    region = 0
+    for ts in _shift_slices(t, window[0], shift[0]):
+        for fs in _shift_slices(f, window[1], shift[1]):
+            labels[ts, fs] = region
+            region += 1
+    # Padding, marked in the unshifted frame and shifted like the grid.
+    padding = torch.ones(t, f, dtype=torch.bool, device=device)
+    padding[: valid[0], : valid[1]] = False
+    padding = torch.roll(padding, shifts=(-shift[0], -shift[1]), dims=(0, 1))
+    labels = labels + region * padding.long()
+    windows = window_partition(labels[None, :, :, None], window)[0, :, :, 0]  # (nW, L)
+    different = windows[:, :, None] != windows[:, None, :]
+    return different.float() * _MASKED
+
+
+def _shift_slices(length: int, window: int, shift: int) -> list[slice]:
+    if shift == 0:
+        return [slice(0, length)]
+    return [
+        slice(0, length - window),
+        slice(length - window, length - shift),
+        slice(length - shift, length),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------------------------
+class TFSWADropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch of a sample with probability `rate`."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, branch: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return branch
+        keep = 1.0 - self.rate
+        shape = (branch.shape[0],) + (1,) * (branch.ndim - 1)
+        return branch * branch.new_empty(shape).bernoulli_(keep) / keep
+
+
+class TFSWAAttention(nn.Module):
+    """Multi-head self-attention over the second-to-last axis of `(..., tokens, dim)`."""
+
+    def __init__(self, config: TFSWAConfig, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=config.qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, tokens: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            tokens (`torch.Tensor` of shape `(..., tokens, dim)`).
+            bias (`torch.Tensor` broadcastable to `(..., heads, tokens, tokens)`, *optional*):
+                additive attention bias.
+
+        Returns:
+            `torch.Tensor` of shape `(..., tokens, dim)`.
+        """
+        *lead, length, dim = tokens.shape
+        qkv = self.qkv(tokens).view(*lead, length, 3, self.num_heads, dim // self.num_heads)
+        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # each (..., heads, L, d)
+        if bias is not None:
+            bias = bias.to(q.dtype)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.attention_dropout if self.training else 0.0
+        )
+        out = out.transpose(-3, -2).reshape(*lead, length, dim)
+        return self.proj_dropout(self.proj(out))
+
+
+class TFSWAWindowAttention(nn.Module):
+    """Swin-style (shifted) window attention with a learned relative position bias.
+
+    The grid is padded to a multiple of the window (padding masked out of attention) and cropped
+    back, so any number of frames and frequency patches works.
+    """
+
+    def __init__(self, config: TFSWAConfig, dim: int, num_heads: int, shifted: bool):
+        super().__init__()
+        self.window = tuple(config.window_size)
+        self.shift = tuple(w // 2 for w in self.window) if shifted else (0, 0)
+        self.attention = TFSWAAttention(config, dim, num_heads)
+        wt, wf = self.window
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * wt - 1) * (2 * wf - 1), num_heads)
+        )
+        # Derived from the window size, so not saved; `_init_weights` refills it after loading.
+        self.register_buffer(
+            "relative_position_index", relative_position_index(self.window), persistent=False
+        )
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        """`(batch, time, freq, dim)` -> `(batch, time, freq, dim)`."""
+        b, t, f, d = grid.shape
+        padded = pad_grid(grid, self.window)
+        size = (padded.shape[1], padded.shape[2])
+        if self.shift != (0, 0):
+            padded = torch.roll(padded, shifts=(-self.shift[0], -self.shift[1]), dims=(1, 2))
+        windows = window_partition(padded, self.window)  # (b, nW, L, d)
+        length = windows.shape[2]
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(length, length, -1).permute(2, 0, 1)  # (heads, L, L)
+        mask = window_attention_mask(size, (t, f), self.window, self.shift, grid.device)
+        if mask is not None:
+            bias = bias[None] + mask[:, None]  # (nW, heads, L, L)
+        out = window_reverse(self.attention(windows, bias), self.window, size)
+        if self.shift != (0, 0):
+            out = torch.roll(out, shifts=self.shift, dims=(1, 2))
+        return out[:, :t, :f]
+
+
+class TFSWAAxisAttention(nn.Module):
+    """Full attention along one axis of the grid: time (each frequency row attends along time) or
+    frequency (each frame attends along frequency)."""
+
+    def __init__(self, config: TFSWAConfig, dim: int, num_heads: int, axis: str):
+        super().__init__()
+        if axis not in ("time", "frequency"):
+            raise ValueError(f"axis must be 'time' or 'frequency', got {axis!r}")
+        self.along_time = axis == "time"
+        self.attention = TFSWAAttention(config, dim, num_heads)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        """`(batch, time, freq, dim)` -> `(batch, time, freq, dim)`."""
+        if self.along_time:
+            return self.attention(grid.transpose(1, 2)).transpose(1, 2)
+        return self.attention(grid)
+
+
+class TFSWAMLP(nn.Module):
+    def __init__(self, config: TFSWAConfig, dim: int):
+        super().__init__()
+        hidden = int(dim * config.mlp_ratio)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.dropout(F.gelu(self.fc1(tokens)))))
+
+
+class TFSWABlock(GradientCheckpointingLayer):
+    """One TFSWA block (pre-norm residual branches):
+
+    1. (shifted) window attention over local time × frequency windows;
+    2. if `tf_attention`: temporal attention along the whole time axis of each frequency row, then
+       frequency attention along the whole frequency axis of each frame;
+    3. a feed-forward layer.
+    """
+
+    def __init__(
+        self,
+        config: TFSWAConfig,
+        dim: int,
+        num_heads: int,
+        shifted: bool,
+        tf_attention: bool,
+        drop_path: float,
+    ):
+        super().__init__()
+        eps = config.layer_norm_eps
+        self.window_norm = nn.LayerNorm(dim, eps=eps)
+        self.window_attention = TFSWAWindowAttention(config, dim, num_heads, shifted)
+        self.tf_attention = tf_attention
+        if tf_attention:
+            self.time_norm = nn.LayerNorm(dim, eps=eps)
+            self.time_attention = TFSWAAxisAttention(config, dim, num_heads, "time")
+            self.frequency_norm = nn.LayerNorm(dim, eps=eps)
+            self.frequency_attention = TFSWAAxisAttention(config, dim, num_heads, "frequency")
+        self.mlp_norm = nn.LayerNorm(dim, eps=eps)
+        self.mlp = TFSWAMLP(config, dim)
+        self.drop_path = TFSWADropPath(drop_path)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """`(batch, time, freq, dim)` -> `(batch, time, freq, dim)`."""
+        x = hidden_states
+        x = x + self.drop_path(self.window_attention(self.window_norm(x)))
+        if self.tf_attention:
+            x = x + self.drop_path(self.time_attention(self.time_norm(x)))
+            x = x + self.drop_path(self.frequency_attention(self.frequency_norm(x)))
+        return x + self.drop_path(self.mlp(self.mlp_norm(x)))
+
+
+class TFSWAStage(nn.Module):
+    """Blocks of one U-Net level, alternating unshifted and shifted windows."""
+
+    def __init__(self, config: TFSWAConfig, level: int, depth: int, drop_paths: list[float]):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TFSWABlock(
+                config,
+                dim=config.dims[level],
+                num_heads=config.num_heads[level],
+                shifted=i % 2 == 1,
+                tf_attention=config.tf_attention_stages[level],
+                drop_path=drop_paths[i],
+            )
+            for i in range(depth)
+        )
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            grid = block(grid)
+        return grid
+
+
+class TFSWAPatchMerging(nn.Module):
+    """Halves time and frequency (zero-padding odd sizes): 2×2 neighbours -> one token."""
+
+    def __init__(self, config: TFSWAConfig, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim, eps=config.layer_norm_eps)
+        self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        """`(batch, t, f, dim)` -> `(batch, ceil(t / 2), ceil(f / 2), out_dim)`."""
+        grid = pad_grid(grid, (2, 2))
+        b, t, f, d = grid.shape
+        grid = grid.view(b, t // 2, 2, f // 2, 2, d).permute(0, 1, 3, 2, 4, 5)
+        return self.reduction(self.norm(grid.reshape(b, t // 2, f // 2, 4 * d)))
+
+
+class TFSWAPatchExpanding(nn.Module):
+    """Doubles time and frequency, crops to the skip connection's grid and fuses it."""
+
+    def __init__(self, config: TFSWAConfig, dim: int, out_dim: int):
+        super().__init__()
+        self.expand = nn.Linear(dim, 4 * out_dim)
+        self.fuse_norm = nn.LayerNorm(2 * out_dim, eps=config.layer_norm_eps)
+        self.fuse = nn.Linear(2 * out_dim, out_dim)
+
+    def forward(self, grid: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """`(batch, t, f, dim)` and skip `(batch, t2, f2, out_dim)` -> `(batch, t2, f2, out_dim)`,
+        with `t2 <= 2 t` and `f2 <= 2 f`."""
+        b, t, f, _ = grid.shape
+        d = skip.shape[-1]
+        grid = self.expand(grid).view(b, t, f, 2, 2, d).permute(0, 1, 3, 2, 4, 5)
+        grid = grid.reshape(b, 2 * t, 2 * f, d)[:, : skip.shape[1], : skip.shape[2]]
+        return self.fuse(self.fuse_norm(torch.cat([grid, skip], dim=-1)))
+
+
+class TFSWAPatchEmbedding(nn.Module):
+    """Spectrogram features -> token grid: non-overlapping `patch_size` patches, plus a learned
+    embedding of the frequency position (attention is otherwise blind to absolute frequency)."""
+
+    def __init__(self, config: TFSWAConfig):
+        super().__init__()
+        self.patch = tuple(config.patch_size)
+        in_channels = 2 * config.audio_channels
+        self.projection = nn.Conv2d(in_channels, config.dims[0], self.patch, stride=self.patch)
+        num_patches = -(-config.num_freq_bins // self.patch[1])
+        self.frequency_embedding = nn.Parameter(torch.zeros(num_patches, config.dims[0]))
+        self.norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """`(batch, 2 * channels, frames, freq_bins)` -> `(batch, time, freq, dims[0])`."""
+        pad_t = -features.shape[2] % self.patch[0]
+        pad_f = -features.shape[3] % self.patch[1]
+        features = F.pad(features, (0, pad_f, 0, pad_t))
+        grid = self.projection(features).permute(0, 2, 3, 1)
+        return self.norm(grid + self.frequency_embedding)
+
+
+class TFSWAMaskHead(nn.Linear):
+    """Final projection of the tokens to the mask values of their patch (its own class so that
+    `_init_weights` can start it at the even split of the mixture)."""
+
+
+class TFSWAMaskEstimator(nn.Module):
+    """The network proper: mixture spectrogram in, masks out. Holds no STFT so it exports alone.
+
+    The input is normalised per frequency bin (instance normalisation over channels and frames of
+    each example), embedded as patches, passed through the encoder stages (TFSWA blocks, then patch
+    merging), the bottleneck stage and decoder stages (patch expanding fused with the encoder's skip
+    connection, then TFSWA blocks), and projected back to one mask value per STFT bin, stem, channel
+    and real/imaginary part.
+    """
+
+    def __init__(self, config: TFSWAConfig):
+        super().__init__()
+        self.config = config
+        levels = config.num_stages
+        self.patch_embedding = TFSWAPatchEmbedding(config)
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
+        starts = [sum(config.depths[:i]) for i in range(levels)]
+        self.encoder = nn.ModuleList(
+            TFSWAStage(config, i, depth, rates[starts[i] : starts[i] + depth])
+            for i, depth in enumerate(config.depths)
+        )
+        self.merges = nn.ModuleList(
+            TFSWAPatchMerging(config, config.dims[i], config.dims[i + 1]) for i in range(levels - 1)
+        )
+        self.expands = nn.ModuleList(
+            TFSWAPatchExpanding(config, config.dims[i + 1], config.dims[i])
+            for i in range(levels - 1)
+        )
+        self.decoder = nn.ModuleList(
+            TFSWAStage(config, i, depth, [0.0] * depth)
+            for i, depth in enumerate(config.decoder_depths)
+        )
+        self.head_norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
+        pt, pf = config.patch_size
+        self.head = TFSWAMaskHead(config.dims[0], pt * pf * config.num_mask_channels)
+
+    def normalize(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """Per-example, per-frequency-bin instance normalisation over channels and frames."""
+        mean = spectrogram.mean(dim=(1, 3), keepdim=True)
+        var = spectrogram.var(dim=(1, 3), keepdim=True, unbiased=False)
+        return (spectrogram - mean) * torch.rsqrt(var + self.config.spectrogram_norm_eps)
+
+    def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            spectrogram (`torch.FloatTensor` of shape `(batch, 2 * channels, freq_bins, frames)`):
+                the mixture STFT as real and imaginary parts, ordered
+                `[ch0.real, ch0.imag, ch1.real, ch1.imag, ...]`.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch, stems, 2 * channels, freq_bins, frames)` for complex
+            masks (same part order as the input) or `(batch, stems, channels, freq_bins, frames)` for
+            ratio masks (before the sigmoid).
+        """
+        b, _, num_bins, frames = spectrogram.shape
+        features = self.normalize(spectrogram).transpose(2, 3)  # (b, 2C, frames, bins)
+        grid = self.patch_embedding(features)
+        skips = []
+        for level, stage in enumerate(self.encoder):
+            grid = stage(grid)
+            if level < len(self.merges):
+                skips.append(grid)
+                grid = self.merges[level](grid)
+        for level in reversed(range(len(self.decoder))):
+            grid = self.decoder[level](self.expands[level](grid, skips[level]))
+        pt, pf = self.config.patch_size
+        out = self.head(self.head_norm(grid))  # (b, t, f, pt * pf * M)
+        t, f = out.shape[1], out.shape[2]
+        out = out.view(b, t, f, pt, pf, -1).permute(0, 5, 1, 3, 2, 4).reshape(b, -1, t * pt, f * pf)
+        out = out[:, :, :frames, :num_bins].transpose(2, 3)  # (b, M, bins, frames)
+        return out.reshape(b, self.config.num_stems, -1, num_bins, frames)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pretrained model
+# ----------------------------------------------------------------------------------------------
+class TFSWAPreTrainedModel(PreTrainedModel):
+    config_class = TFSWAConfig
+    base_model_prefix = "tfswa"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TFSWABlock"]
+
+    def _init_weights(self, module: nn.Module):
+        std = self.config.initializer_range
+        if isinstance(module, TFSWAMaskHead):
+            # Start from masks that split the mixture evenly between the stems: the estimates then
+            # sum to the mixture from step 0, and training learns deviations from that.
+            init.zeros_(module.weight)
+            if self.config.mask_type == "complex":
+                bias = torch.zeros(module.bias.shape[0] // 2, 2)
+                bias[:, 0] = 1.0 / self.config.num_stems
+                init.copy_(module.bias, bias.flatten())
+            else:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, TFSWAWindowAttention):
+            init.trunc_normal_(module.relative_position_bias_table, std=std)
+            init.copy_(module.relative_position_index, relative_position_index(module.window))
+        elif isinstance(module, TFSWAPatchEmbedding):
+            init.trunc_normal_(module.frequency_embedding, std=std)
+        elif isinstance(module, SpectralTransform):
+            init.copy_(module.window, module.make_window())
+
+
+class TFSWAUNet(TFSWAPreTrainedModel):
+    r"""TFSWA-UNet music source separator: waveform mixture in, one waveform per stem out.
+
+    The mixture's STFT (float32, `n_fft`/`hop_length` of the config) feeds the
+    [`TFSWAMaskEstimator`], which predicts one mask per stem and audio channel; the masks multiply
+    the *un-normalised* mixture STFT and the inverse STFT gives the stems.
+
+    How the blocks see time and frequency: patches of `patch_size` STFT bins (default 2 frames × 8
+    bins) become tokens on a time × frequency grid that halves in both axes at each deeper stage.
+    Every block attends within local time × frequency windows (`window_size`, shifted by half a
+    window in every other block, so information crosses window borders; a learned relative position
+    bias tells each token where the others sit in time and frequency). In the stages flagged by
+    `tf_attention_stages` (by default the coarse half of the U-Net, where it is cheap), each block
+    also attends along the whole time axis of each frequency row (temporal attention: rhythm and
+    repetition) and along the whole frequency axis of each frame (frequency attention: harmonics
+    and timbre). A learned embedding of the frequency position makes the attention aware of absolute
+    frequency, which the windowed attention alone is not.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_tfswa import TFSWAConfig, TFSWAUNet
+    >>> model = TFSWAUNet(TFSWAConfig(stems=["vocals", "accompaniment"])).eval()
+    >>> mixture = torch.randn(1, 2, 44100)  # (batch, channels, samples)
+    >>> model(mixture).waveforms.shape  # (batch, stems, channels, samples)
+    torch.Size([1, 2, 2, 44100])
+    ```
+    """
+
+    def __init__(self, config: TFSWAConfig):
+        super().__init__(config)
+        self.spectral = SpectralTransform(config.n_fft, config.hop_length)
+        self.mask_estimator = TFSWAMaskEstimator(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> TFSWASeparationOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(batch, channels, samples)`):
+                The mixture waveform at `config.sample_rate`, any number of samples.
+            labels (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`, *optional*):
+                The true stems, in the order of `config.stems`; gives `loss` (L1 on waveforms).
+            return_dict (`bool`, *optional*): return a tuple when `False`.
+
+        Returns:
+            [`TFSWASeparationOutput`].
+        """
+        config = self.config
+        if input_values.ndim != 3 or input_values.shape[1] != config.audio_channels:
+            raise ValueError(
+                "input_values must have shape (batch, channels, samples) with "
+                f"channels={config.audio_channels}, got {tuple(input_values.shape)}"
+            )
+        batch, channels, num_samples = input_values.shape
+        mixture_spec = self.spectral.stft(input_values)  # (B, C, F, N) complex64
+        bins, frames = mixture_spec.shape[-2:]
+        features = torch.view_as_real(mixture_spec).permute(0, 1, 4, 2, 3)
+        masks = self.mask_estimator(features.reshape(batch, 2 * channels, bins, frames))
+        with torch.autocast(device_type=input_values.device.type, enabled=False):
+            masks = masks.float()
+            if config.mask_type == "complex":
+                masks = masks.view(batch, config.num_stems, channels, 2, bins, frames)
+                masks = torch.complex(masks[:, :, :, 0], masks[:, :, :, 1])
+            else:
+                masks = torch.sigmoid(masks)
+            spectrograms = masks * mixture_spec.unsqueeze(1)
+            waveforms = self.spectral.istft(spectrograms, num_samples)
+            loss = None
+            if labels is not None:
+                if labels.shape != waveforms.shape:
+                    raise ValueError(
+                        f"labels must have shape {tuple(waveforms.shape)} (batch, stems, channels, "
+                        f"samples), got {tuple(labels.shape)}"
+                    )
+                loss = F.l1_loss(waveforms, labels.float())
+        output = TFSWASeparationOutput(
+            loss=loss, waveforms=waveforms, spectrograms=spectrograms, masks=masks
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+
+__all__ = [
+    "TFSWAMaskEstimator",
+    "TFSWAPreTrainedModel",
+    "TFSWASeparationOutput",
+    "TFSWAUNet",
+    "pad_grid",
+    "relative_position_index",
+    "window_attention_mask",
+    "window_partition",
+    "window_reverse",
+]

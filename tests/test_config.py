@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from modeling_tfswa import TFSWAConfig
+
+
+def test_defaults_and_derived_properties():
+    config = TFSWAConfig()
+    assert config.stems == ["vocals", "drums", "bass", "other"]
+    assert config.num_stems == 4
+    assert config.num_mask_channels == 4 * 2 * 2
+    assert config.num_freq_bins == 1025
+    assert TFSWAConfig(stems=["vocals", "accompaniment"], mask_type="ratio").num_mask_channels == 4
+
+
+def test_derived_values_are_not_saved(tmp_path):
+    TFSWAConfig(stems=["a", "b", "c"]).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["stems"] == ["a", "b", "c"]
+    for derived in ("num_stems", "num_mask_channels", "num_freq_bins", "num_stages"):
+        assert derived not in saved
+    assert TFSWAConfig.from_pretrained(tmp_path).num_stems == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stems", []),
+        ("stems", ["vocals", "vocals"]),
+        ("stems", ["vocals", ""]),
+        ("stems", "vocals"),
+        ("audio_channels", 0),
+        ("sample_rate", -1),
+        ("n_fft", 0),
+        ("n_fft", 2),
+        ("hop_length", 0),
+        ("hop_length", 2048),
+        ("patch_size", [2]),
+        ("patch_size", [0, 8]),
+        ("window_size", [8, 8, 8]),
+        ("window_size", [8, -1]),
+        ("dims", []),
+        ("dims", [32, 64.5, 128, 256]),
+        ("depths", [2, 2, 6]),
+        ("depths", [2, 0, 6, 2]),
+        ("decoder_depths", [1, 1]),
+        ("num_heads", [1, 2, 4]),
+        ("num_heads", [3, 2, 4, 8]),
+        ("tf_attention_stages", [True]),
+        ("tf_attention_stages", [0, 0, 1, 1]),
+        ("mlp_ratio", 0),
+        ("hidden_dropout_prob", 1.0),
+        ("attention_probs_dropout_prob", -0.1),
+        ("drop_path_rate", 1.5),
+        ("mask_type", "magnitude"),
+        ("layer_norm_eps", 0),
+        ("spectrogram_norm_eps", -1e-5),
+        ("initializer_range", 0),
+    ],
+)
+def test_invalid_field_raises_value_error_naming_it(field, value):
+    with pytest.raises(ValueError, match=rf"TFSWAConfig\.{field}"):
+        TFSWAConfig(**{field: value})

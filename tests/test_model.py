@@ -1,0 +1,268 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import make_tiny_config
+from transformers import AutoConfig, AutoModel
+
+from modeling_tfswa import TFSWAConfig, TFSWAUNet
+from modeling_tfswa.modeling_tfswa import (
+    pad_grid,
+    window_attention_mask,
+    window_partition,
+    window_reverse,
+)
+from modeling_tfswa.spectral import SpectralTransform
+
+ODD_LENGTH = 44100 + 123
+
+
+def randomize(model: TFSWAUNet, seed: int = 0) -> TFSWAUNet:
+    """Random weights everywhere (the default init zeroes the mask head, which hides bugs)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize(
+    "stems",
+    [["vocals"], ["vocals", "accompaniment"], ["vocals", "drums", "bass", "other"]],
+)
+@pytest.mark.parametrize("length", [ODD_LENGTH, 1000, 1])
+def test_output_shapes(stems, length):
+    model = TFSWAUNet(make_tiny_config(stems)).eval()
+    mixture = torch.randn(2, 2, length)
+    with torch.no_grad():
+        out = model(mixture)
+    frames = length // 64 + 1
+    assert out.waveforms.shape == (2, len(stems), 2, length)
+    assert out.spectrograms.shape == (2, len(stems), 2, 129, frames)
+    assert out.masks.shape == (2, len(stems), 2, 129, frames)
+    assert out.masks.is_complex()
+    assert torch.isfinite(out.waveforms).all()
+
+
+def test_initial_masks_split_the_mixture_evenly():
+    model = TFSWAUNet(make_tiny_config(["a", "b", "c"])).eval()
+    mixture = torch.randn(1, 2, 8000)
+    with torch.no_grad():
+        estimates = model(mixture).waveforms
+    torch.testing.assert_close(estimates.sum(1), mixture, atol=1e-5, rtol=0)
+
+
+def test_ratio_masks_are_real_and_bounded():
+    model = randomize(TFSWAUNet(make_tiny_config(mask_type="ratio"))).eval()
+    with torch.no_grad():
+        masks = model(torch.randn(1, 2, 4000)).masks
+    assert not masks.is_complex()
+    assert masks.min() >= 0 and masks.max() <= 1
+
+
+def test_mono_model_and_wrong_channels():
+    model = TFSWAUNet(make_tiny_config(audio_channels=1)).eval()
+    assert model(torch.randn(1, 1, 3000)).waveforms.shape == (1, 2, 1, 3000)
+    with pytest.raises(ValueError, match="channels=1"):
+        model(torch.randn(1, 2, 3000))
+
+
+@pytest.mark.parametrize("length", [1, 100, 1000, ODD_LENGTH])
+def test_stft_istft_identity_mask_reconstruction(length):
+    spectral = SpectralTransform(n_fft=256, hop_length=64)
+    wave = torch.randn(3, 2, length)
+    assert (spectral.istft(spectral.stft(wave), length) - wave).abs().max() < 1e-5
+
+
+def test_identity_mask_through_the_model_reconstructs_the_mixture():
+    config = TFSWAConfig(
+        stems=["all"],
+        n_fft=2048,
+        hop_length=512,
+        dims=[8],
+        depths=[1],
+        decoder_depths=[],
+        num_heads=[1],
+        tf_attention_stages=[False],
+    )
+    model = TFSWAUNet(config).eval()  # a 1-stem model starts from the identity mask
+    mixture = torch.randn(1, 2, ODD_LENGTH)
+    with torch.no_grad():
+        out = model(mixture)
+    assert (out.masks - 1).abs().max() == 0
+    assert (out.waveforms[:, 0] - mixture).abs().max() < 1e-5
+
+
+def test_stft_runs_in_float32_under_autocast():
+    model = TFSWAUNet(make_tiny_config()).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(1, 2, 3000), labels=torch.randn(1, 2, 2, 3000))
+    assert out.waveforms.dtype == torch.float32
+    assert out.spectrograms.dtype == torch.complex64
+    assert out.loss.dtype == torch.float32
+
+
+def test_labels_give_l1_loss_and_shape_errors():
+    model = TFSWAUNet(make_tiny_config()).eval()
+    mixture, labels = torch.randn(1, 2, 2000), torch.randn(1, 2, 2, 2000)
+    out = model(mixture, labels=labels)
+    torch.testing.assert_close(out.loss, (out.waveforms - labels).abs().mean())
+    with pytest.raises(ValueError, match="labels must have shape"):
+        model(mixture, labels=labels[:, :1])
+    assert isinstance(model(mixture, return_dict=False), tuple)
+
+
+# --- window helpers -----------------------------------------------------------------------------
+def test_window_partition_roundtrip_on_padded_grid():
+    grid = torch.randn(2, 13, 10, 3)  # not a multiple of the window
+    padded = pad_grid(grid, (4, 4))
+    assert padded.shape == (2, 16, 12, 3)
+    windows = window_partition(padded, (4, 4))
+    assert windows.shape == (2, 12, 16, 3)
+    torch.testing.assert_close(window_reverse(windows, (4, 4), (16, 12))[:, :13, :10], grid)
+
+
+def test_shift_and_padding_mask():
+    mask = window_attention_mask((8, 8), (7, 8), (4, 4), (2, 2), torch.device("cpu"))
+    assert mask.shape == (4, 16, 16)
+    assert (mask.diagonal(dim1=1, dim2=2) == 0).all()  # every token sees itself
+    assert (mask[0] == 0).all()  # the first window holds one region and no padding
+    assert (mask[3] < 0).any()  # the last window mixes shifted regions and padding
+    assert window_attention_mask((8, 8), (8, 8), (4, 4), (0, 0), torch.device("cpu")) is None
+
+
+def test_padding_is_invisible_to_valid_tokens():
+    """A window that is mostly padding: its valid tokens attend to each other only."""
+    torch.manual_seed(0)
+    model = randomize(TFSWAUNet(make_tiny_config()))
+    window_attention = model.mask_estimator.encoder[0].blocks[0].window_attention.eval()
+    assert window_attention.shift == (0, 0)
+    grid = torch.randn(1, 9, 7, 8)  # 9 x 7 is not a multiple of the 4 x 4 window
+    with torch.no_grad():
+        out = window_attention(grid)
+        # The window at rows 8..11, columns 4..7 holds 3 valid tokens: (8, 4), (8, 5), (8, 6).
+        tokens = grid[0, 8, 4:7]  # (3, dim)
+        attention = window_attention.attention
+        heads, dim = attention.num_heads, tokens.shape[-1]
+        q, k, v = attention.qkv(tokens).view(3, 3, heads, dim // heads).permute(1, 2, 0, 3)
+        table = window_attention.relative_position_bias_table
+        index = window_attention.relative_position_index[:3, :3]  # positions (0, 0..2) in window
+        bias = table[index.reshape(-1)].view(3, 3, heads).permute(2, 0, 1)
+        weights = (q @ k.transpose(-1, -2) / (dim // heads) ** 0.5 + bias).softmax(-1)
+        expected = attention.proj((weights @ v).transpose(0, 1).reshape(3, dim))
+    assert out.shape == grid.shape
+    torch.testing.assert_close(out[0, 8, 4:7], expected, atol=1e-5, rtol=1e-5)
+
+
+def naive_window_attention(module, grid):
+    """Reference for (shifted) window attention, token by token: in original coordinates the
+    shifted windows start at `shift`, so tokens p and q attend to each other iff
+    floor((p - shift) / window) agrees on both axes (Swin's cyclic shift + mask is equivalent)."""
+    _, t, f, dim = grid.shape
+    attention, heads = module.attention, module.attention.num_heads
+    (wt, wf), (st, sf) = module.window, module.shift
+    q, k, v = attention.qkv(grid[0]).view(t, f, 3, heads, dim // heads).unbind(2)
+    out = torch.zeros(t, f, dim)
+    for ti in range(t):
+        for fi in range(f):
+            keys = [
+                (tj, fj)
+                for tj in range(t)
+                for fj in range(f)
+                if (tj - st) // wt == (ti - st) // wt and (fj - sf) // wf == (fi - sf) // wf
+            ]
+            kk = torch.stack([k[tj, fj] for tj, fj in keys], 1)  # (heads, n, d)
+            vv = torch.stack([v[tj, fj] for tj, fj in keys], 1)
+            rows = [(ti - tj + wt - 1) * (2 * wf - 1) + (fi - fj + wf - 1) for tj, fj in keys]
+            bias = module.relative_position_bias_table[rows].T  # (heads, n)
+            logits = (kk @ q[ti, fi].unsqueeze(-1)).squeeze(-1) / (dim // heads) ** 0.5 + bias
+            mixed = (logits.softmax(-1).unsqueeze(-1) * vv).sum(1)  # (heads, d)
+            out[ti, fi] = attention.proj(mixed.reshape(dim))
+    return out
+
+
+@pytest.mark.parametrize("block_index", [0, 1])  # unshifted, shifted
+def test_window_attention_matches_naive_reference_on_odd_grid(block_index):
+    torch.manual_seed(0)
+    model = randomize(TFSWAUNet(make_tiny_config())).eval()
+    module = model.mask_estimator.encoder[0].blocks[block_index].window_attention
+    assert module.shift == ((2, 2) if block_index else (0, 0))
+    grid = torch.randn(1, 9, 7, 8)  # not a multiple of the 4 x 4 window
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module(grid)[0], naive_window_attention(module, grid), atol=1e-5, rtol=1e-5
+        )
+
+
+# --- gradient checkpointing ---------------------------------------------------------------------
+def test_gradients_equal_with_and_without_checkpointing():
+    torch.manual_seed(0)
+    model = randomize(TFSWAUNet(make_tiny_config(drop_path_rate=0.0)))
+    mixture, labels = torch.randn(2, 2, 3000), torch.randn(2, 2, 2, 3000)
+
+    def grads():
+        model.zero_grad()
+        model(mixture, labels=labels).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    reference = grads()
+    model.gradient_checkpointing_enable()
+    blocks = [m for m in model.modules() if m.__class__.__name__ == "TFSWABlock"]
+    assert blocks and all(b.gradient_checkpointing for b in blocks)
+    checkpointed = grads()
+    assert any(g.abs().sum() > 0 for g in reference.values())
+    for name, grad in reference.items():
+        torch.testing.assert_close(checkpointed[name], grad, msg=name)
+
+
+# --- saving and loading -------------------------------------------------------------------------
+def test_save_and_load_registered_gives_identical_outputs(tmp_path):
+    model = randomize(TFSWAUNet(make_tiny_config())).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    for code in ("modeling_tfswa.py", "configuration_tfswa.py", "spectral.py"):
+        assert (tmp_path / code).exists(), code
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), TFSWAConfig)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, TFSWAUNet)
+    assert torch.equal(loaded.spectral.window, model.spectral.window)
+    mixture = torch.randn(1, 2, 5000)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded(mixture).waveforms, model(mixture).waveforms, atol=0, rtol=0
+        )
+
+
+def test_trust_remote_code_loads_in_a_fresh_process(tmp_path):
+    model = randomize(TFSWAUNet(make_tiny_config(["vocals", "drums", "rest"]))).eval()
+    model.save_pretrained(tmp_path / "model")
+    mixture = torch.randn(1, 2, 5000)
+    torch.save(mixture, tmp_path / "mixture.pt")
+    with torch.no_grad():
+        torch.save(model(mixture).waveforms, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        f"""
+        import sys, torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True).eval()
+        assert "modeling_tfswa" not in sys.modules, "the installed package must not be imported"
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        with torch.no_grad():
+            out = model(torch.load({str(tmp_path / "mixture.pt")!r})).waveforms
+        expected = torch.load({str(tmp_path / "expected.pt")!r})
+        assert torch.equal(out, expected), (out - expected).abs().max()
+        print("ok", model.config.stems)
+        """
+    )
+    # Run from tmp_path so that the checkout's modeling_tfswa/ cannot shadow anything.
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ok ['vocals', 'drums', 'rest']" in result.stdout
