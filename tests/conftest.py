@@ -1,10 +1,16 @@
 """Shared fixtures: tiny model configs that run in milliseconds on a CPU."""
 
-from pathlib import Path
+import os
 
-import pytest
+# Tests never touch the network: the Hub is unreachable here and in CI (set before any HF import).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from modeling_tfswa import TFSWAConfig
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from modeling_tfswa import TFSWAConfig  # noqa: E402
 
 # ../shared beside the checkout (CI clones the repo with it there).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
