@@ -190,11 +190,19 @@ class TFSWAAttention(nn.Module):
         *lead, length, dim = tokens.shape
         qkv = self.qkv(tokens).view(*lead, length, 3, self.num_heads, dim // self.num_heads)
         q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # each (..., heads, L, d)
-        if bias is not None:
-            bias = bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.attention_dropout if self.training else 0.0
-        )
+        dropout = self.attention_dropout if self.training else 0.0
+        if bias is None:
+            # Fused attention where it applies (no bias), which never materialises the L x L
+            # weights; it wants exactly 4-D inputs, so fold the leading axes into one.
+            q, k, v = (x.reshape(-1, *x.shape[-3:]) for x in (q, k, v))
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            out = out.view(*lead, *out.shape[-3:])
+        else:
+            # Windows are small (L = window area): explicit weights broadcast the per-window bias
+            # without copying it per example, and export to ONNX at any rank.
+            logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2) + bias.to(q.dtype)
+            weights = logits.softmax(dim=-1, dtype=torch.float32).to(v.dtype)
+            out = F.dropout(weights, dropout, self.training) @ v
         out = out.transpose(-3, -2).reshape(*lead, length, dim)
         return self.proj_dropout(self.proj(out))
 
