@@ -1,0 +1,482 @@
+"""The training configuration: one dataclass tree filled from a YAML file plus command-line overrides.
+
+Every value has exactly one home. The `model` section is a plain mapping handed unchanged to
+[`TFSWAConfig`] (the single source of truth for the model, which validates it); every other section
+is a dataclass below. A YAML file (`--config configs/name.yaml`) is applied over the defaults, then
+the overrides in command-line order:
+
+    --optim.lr 3e-4  --model.dims [16,32]  --output_dir runs/a  --push_to_hub  --data.root=/data
+
+Values are parsed as YAML (`[16,32]` is a list, `true` a bool, `3e-4` a float) and checked against
+the field's type. An unknown key, a wrong type or a bad value raises [`ConfigError`] naming the key
+(and the file it came from).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..configuration_tfswa import TFSWAConfig
+
+
+class ConfigError(ValueError):
+    """A training configuration value is unknown, of the wrong type or out of range."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    """Where the audio comes from and how training / validation segments are cut.
+
+    Attributes:
+        source: `"synthetic"` (the project's generated MUSDB18-HQ-layout songs, created in `root`
+            on first use) or `"musdb18hq"` (a MUSDB18-HQ folder at `root`).
+        root: dataset folder.
+        stem_set: how the dataset composes the model's stems: `"vocals-accompaniment"`,
+            `"4stems"`, or a mapping `{stem: [source stems]}`. Its stem names must equal
+            `model.stems` (checked at start-up).
+        cache_dir: `datasets` cache folder (None: the library default).
+        synthetic_num_songs: songs of a generated synthetic dataset (all splits together).
+        synthetic_seconds: length of each generated synthetic song.
+        segment_seconds: length of a training segment.
+        samples_per_epoch: training segments drawn per epoch (segments are random: any number works).
+        batch_size: training segments per batch and process.
+        remix_probability: probability that a training example mixes stems of different songs.
+        validation_segment_seconds: length of the sequential validation segments.
+        validation_overlap: overlap of consecutive validation segments, as a fraction.
+        validation_batch_size: validation segments per batch and process.
+        max_validation_segments: cap on the validation segments (None: all), to bound its cost.
+        num_workers: DataLoader worker processes.
+    """
+
+    source: str = "synthetic"
+    root: str = "data/synthetic"
+    stem_set: Any = "4stems"
+    cache_dir: str | None = None
+    synthetic_num_songs: int = 24
+    synthetic_seconds: float = 12.0
+    segment_seconds: float = 6.0
+    samples_per_epoch: int = 4000
+    batch_size: int = 4
+    remix_probability: float = 0.5
+    validation_segment_seconds: float = 6.0
+    validation_overlap: float = 0.0
+    validation_batch_size: int = 4
+    max_validation_segments: int | None = None
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a cosine schedule after a linear warm-up.
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay (not applied to biases, norms and embeddings).
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_steps: optimizer steps of linear warm-up from 0 to `lr`.
+        max_grad_norm: gradient clipping norm (0 disables clipping).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    warmup_steps: int = 500
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    """Weights of the parts of the training loss (a part with weight 0 is not computed).
+
+    Attributes:
+        waveform_l1: L1 between estimated and true waveforms.
+        spectrogram_l1: L1 between magnitude spectrograms (the model's `n_fft` / `hop_length`).
+        multi_resolution_stft: spectral convergence + log-magnitude loss averaged over `fft_sizes`.
+        fft_sizes: FFT sizes of the multi-resolution STFT loss (hop = size / 4, Hann window).
+    """
+
+    waveform_l1: float = 1.0
+    spectrogram_l1: float = 0.0
+    multi_resolution_stft: float = 0.0
+    fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])
+
+
+@dataclass
+class AugmentConfig:
+    """On-the-fly augmentation of training batches (never of validation), each with a probability.
+
+    Gain, pitch, tempo and mixup change the stems, and the mixture is re-summed from them, so the
+    targets stay consistent with the input. Masking changes only the input mixture.
+
+    Attributes:
+        gain_probability: per example and stem, probability of a random gain.
+        gain_range: gain bounds (linear factor).
+        pitch_probability: per example, probability of a pitch shift of all its stems.
+        pitch_semitones: maximum shift in semitones (uniform in `[-s, s]`).
+        tempo_probability: per example, probability of a tempo change of all its stems.
+        tempo_range: tempo factor bounds (>1 is faster).
+        frequency_mask_probability: per example, probability of masking a band of input STFT bins.
+        max_frequency_bins: maximum width of that band.
+        time_mask_probability: per example, probability of masking a run of input STFT frames.
+        max_time_frames: maximum length of that run.
+        mixup_probability: per example, probability of blending its stems with another example's.
+        mixup_alpha: the blend weight is drawn from Beta(alpha, alpha).
+        vocoder_n_fft: FFT size of the phase vocoder used by pitch and tempo changes.
+    """
+
+    gain_probability: float = 0.0
+    gain_range: list[float] = field(default_factory=lambda: [0.7, 1.3])
+    pitch_probability: float = 0.0
+    pitch_semitones: float = 2.0
+    tempo_probability: float = 0.0
+    tempo_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    frequency_mask_probability: float = 0.0
+    max_frequency_bins: int = 80
+    time_mask_probability: float = 0.0
+    max_time_frames: int = 40
+    mixup_probability: float = 0.0
+    mixup_alpha: float = 0.4
+    vocoder_n_fft: int = 1024
+
+
+@dataclass
+class TrainingConfig:
+    """Everything a training run needs. See the section classes for their fields.
+
+    Attributes:
+        model: keyword arguments of [`TFSWAConfig`], passed unchanged (see `model_config()`).
+        output_dir: checkpoints (`checkpoints/step_*`), logs (`logs/`), and the trained model
+            (`best/`, `last/`, in `save_pretrained` form) go here.
+        seed: seed of the model initialisation, the data order and the augmentations.
+        max_steps: optimizer steps of the whole run (the cosine schedule ends there).
+        gradient_accumulation_steps: batches per optimizer step.
+        mixed_precision: `"no"`, `"fp16"` or `"bf16"` (the STFTs and losses stay in float32);
+            None takes it from `accelerate launch` (its `--mixed_precision` or config file).
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        ema_decay: decay of the exponential moving average of the weights (0 disables EMA; the
+            EMA weights are validated and saved as the model).
+        log_every: optimizer steps between loss logs.
+        eval_every: optimizer steps between validations (and at the end).
+        save_every: optimizer steps between resumable checkpoints (and at the end).
+        keep_last: resumable checkpoints kept (older ones are deleted).
+        resume: `None`, `"latest"` (the newest checkpoint in `output_dir`, or a fresh start when
+            there is none) or a checkpoint folder.
+        push_to_hub: push the saved model folder to the Hub at each checkpoint (in the background).
+        hub_model_id: Hub repository `user/name` to push to.
+        hub_private: create the Hub repository as private.
+        demo: after training, separate a demo mixture and write its stems under `output_dir/demo`.
+    """
+
+    model: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    output_dir: str = "outputs/run"
+    seed: int = 42
+    max_steps: int = 100_000
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str | None = None
+    gradient_checkpointing: bool = False
+    ema_decay: float = 0.999
+    log_every: int = 50
+    eval_every: int = 2000
+    save_every: int = 2000
+    keep_last: int = 3
+    resume: str | None = None
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_private: bool = False
+    demo: bool = False
+
+    def model_config(self) -> TFSWAConfig:
+        """The model configuration, built (and validated) from the `model` section."""
+        try:
+            return TFSWAConfig(**self.model)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model: {error}") from error
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> TrainingConfig:
+        """Check ranges and cross-field rules; returns self. Raises [`ConfigError`] naming the key."""
+
+        def fail(key: str, problem: str):
+            raise ConfigError(f"{key}: {problem}")
+
+        _check_model_keys(self.model)
+        self.model_config()
+        for key in ("max_steps", "gradient_accumulation_steps", "log_every", "eval_every"):
+            if getattr(self, key) < 1:
+                fail(key, f"must be >= 1, got {getattr(self, key)}")
+        for key in ("save_every", "keep_last"):
+            if getattr(self, key) < 1:
+                fail(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
+            fail("mixed_precision", f"must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            fail("ema_decay", f"must be in [0, 1), got {self.ema_decay}")
+        if self.push_to_hub and not self.hub_model_id:
+            fail("hub_model_id", "is required with push_to_hub (e.g. --hub_model_id user/name)")
+        data = self.data
+        if data.source not in DATA_SOURCES:
+            fail("data.source", f"must be one of {sorted(DATA_SOURCES)}, got {data.source!r}")
+        for key in ("segment_seconds", "validation_segment_seconds", "synthetic_seconds"):
+            if getattr(data, key) <= 0:
+                fail(f"data.{key}", f"must be positive, got {getattr(data, key)}")
+        for key in ("samples_per_epoch", "batch_size", "validation_batch_size"):
+            if getattr(data, key) < 1:
+                fail(f"data.{key}", f"must be >= 1, got {getattr(data, key)}")
+        if not 0.0 <= data.validation_overlap < 1.0:
+            fail("data.validation_overlap", f"must be in [0, 1), got {data.validation_overlap}")
+        optim = self.optim
+        if optim.lr <= 0:
+            fail("optim.lr", f"must be positive, got {optim.lr}")
+        if len(optim.betas) != 2:
+            fail("optim.betas", f"must have 2 entries, got {optim.betas}")
+        if optim.warmup_steps < 0 or optim.max_grad_norm < 0 or optim.weight_decay < 0:
+            fail("optim", "warmup_steps, max_grad_norm and weight_decay must be >= 0")
+        loss = self.loss
+        weights = {k: getattr(loss, k) for k in ("waveform_l1", "spectrogram_l1")}
+        weights["multi_resolution_stft"] = loss.multi_resolution_stft
+        if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
+            fail("loss", f"weights must be >= 0 with at least one positive, got {weights}")
+        if not loss.fft_sizes or any(n < 16 for n in loss.fft_sizes):
+            fail("loss.fft_sizes", f"must be FFT sizes >= 16, got {loss.fft_sizes}")
+        aug = self.augment
+        for f in dataclasses.fields(aug):
+            if f.name.endswith("_probability") and not 0.0 <= getattr(aug, f.name) <= 1.0:
+                fail(f"augment.{f.name}", f"must be in [0, 1], got {getattr(aug, f.name)}")
+        for key in ("gain_range", "tempo_range"):
+            low_high = getattr(aug, key)
+            if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
+                fail(f"augment.{key}", f"must be [low, high] with 0 < low <= high, got {low_high}")
+        if aug.pitch_semitones < 0 or aug.max_frequency_bins < 0 or aug.max_time_frames < 0:
+            fail("augment", "pitch_semitones, max_frequency_bins, max_time_frames must be >= 0")
+        if aug.mixup_alpha <= 0:
+            fail("augment.mixup_alpha", f"must be positive, got {aug.mixup_alpha}")
+        return self
+
+
+#: The dataset sources [`DataConfig.source`] accepts (the builders live in `modeling_tfswa.training.data`).
+DATA_SOURCES = ("synthetic", "musdb18hq")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading: YAML + overrides -> TrainingConfig
+# --------------------------------------------------------------------------------------------------
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value parsed as YAML: `[16,32]` -> list, `3e-4` -> float, `none` -> None."""
+    value = yaml.load(text, Loader=_YamlLoader)
+    if isinstance(value, str) and value.lower() == "none":
+        return None
+    return value
+
+
+def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
+    accepted = set(inspect.signature(TFSWAConfig.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(model) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown} for TFSWAConfig; accepted: {sorted(accepted)}"
+        )
+
+
+def _strip_optional(tp):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else Any), True
+    return tp, False
+
+
+def _coerce(key: str, value: Any, tp) -> Any:
+    """Check `value` against the annotation `tp`, converting ints to floats where floats are due."""
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional or tp is Any:
+            return None
+        raise ConfigError(f"{key}: must not be null")
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_type,) = typing.get_args(tp) or (Any,)
+        return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {tp!r}")  # a bug in this module, not input
+
+
+def _set(node, path: list[str], value: Any, full_key: str) -> None:
+    """Set `value` at the dotted `path` under the dataclass `node`, type-checked."""
+    name, rest = path[0], path[1:]
+    if isinstance(node, dict):  # the model section: checked by TFSWAConfig as a whole
+        if rest:
+            raise ConfigError(f"{full_key}: model values are not nested")
+        _check_model_keys({name: value}, where=full_key)
+        node[name] = value
+        return
+    hints = typing.get_type_hints(type(node))
+    if name not in hints:
+        known = ", ".join(f.name for f in dataclasses.fields(node))
+        raise ConfigError(f"{full_key}: unknown key {name!r}; known here: {known}")
+    current = getattr(node, name)
+    if dataclasses.is_dataclass(current) or isinstance(current, dict) and name == "model":
+        if rest:
+            _set(current, rest, value, full_key)
+            return
+        if not isinstance(value, dict):
+            raise ConfigError(f"{full_key}: expected a mapping of keys, got {value!r}")
+        for sub_key, sub_value in value.items():
+            _set(current, [str(sub_key)], sub_value, f"{full_key}.{sub_key}")
+        return
+    if rest:
+        raise ConfigError(f"{full_key}: {name!r} has no sub-keys")
+    setattr(node, name, _coerce(full_key, value, hints[name]))
+
+
+def apply_mapping(config: TrainingConfig, mapping: dict[str, Any], source: str = "") -> None:
+    """Apply a (possibly nested) mapping of values to `config`; `source` names it in errors."""
+    for key, value in mapping.items():
+        try:
+            _set(config, str(key).split("."), value, str(key))
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}" if source else str(error)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file (a mapping) with clear errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.load(path.read_text(), Loader=_YamlLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def split_overrides(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """`["--config", "a.yaml", "--optim.lr", "3e-4", "--push_to_hub"]` -> ("a.yaml", {...}).
+
+    `--key value`, `--key=value`, and a bare `--flag` (true) are accepted; dashes inside keys may be
+    written as underscores or dashes (`--output-dir`).
+    """
+    config_path, overrides = None, {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"expected --key value, got {token!r}")
+        key, has_value, value_text = token[2:].partition("=")
+        key = key.replace("-", "_")
+        if not has_value:
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value_text, i = argv[i + 1], i + 1
+            else:
+                value_text = "true"
+        i += 1
+        if key == "config":
+            config_path = value_text
+        else:
+            overrides[key] = parse_value(value_text)
+    return config_path, overrides
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainingConfig:
+    """Defaults <- YAML file at `path` <- `overrides` (dotted keys), validated."""
+    config = TrainingConfig()
+    if path is not None:
+        apply_mapping(config, load_yaml(path), source=str(path))
+    apply_mapping(config, overrides or {}, source="command line")
+    return config.validate()
+
+
+def config_from_argv(argv: list[str], default_config: str | Path | None = None) -> TrainingConfig:
+    """Parse a command line (`--config FILE` plus `--key value` overrides) into a config."""
+    path, overrides = split_overrides(argv)
+    return load_config(path if path is not None else default_config, overrides)
+
+
+def save_config(config: TrainingConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically), so a run records exactly what it used."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    tmp.replace(path)
+
+
+__all__ = [
+    "AugmentConfig",
+    "ConfigError",
+    "DataConfig",
+    "LossConfig",
+    "OptimConfig",
+    "TrainingConfig",
+    "config_from_argv",
+    "load_config",
+    "parse_value",
+    "save_config",
+    "split_overrides",
+]
