@@ -1,0 +1,238 @@
+"""On-the-fly augmentation of training batches (validation is never augmented).
+
+Works on a batch of stems `(batch, stems, channels, samples)` and returns the model input and the
+targets. Stem-level changes (gain, pitch shift, tempo change, mixup) are applied to the stems and
+the mixture is summed from them afterwards, so targets and input always agree. Spectrogram masking
+is applied to the *input mixture only* (targets stay clean): the model takes waveforms, so the
+masked input is made by STFT -> zeroing a band of bins / a run of frames -> inverse STFT, with the
+model's own STFT (`n_fft`, `hop_length`), so the masked region is exactly the model's bins/frames.
+
+Pitch and tempo use a phase vocoder (time stretch) followed by band-limited (Fourier) resampling,
+written in torch (no torchaudio): a pitch shift by `p = 2**(semitones / 12)` and a tempo factor `r`
+are one stretch by `r / p` then a resampling by `p`. The output keeps the segment length: a slower
+tempo is cropped, a faster one is padded with silence at the end (consistently in all stems).
+
+Every random choice comes from the `torch.Generator` passed in, so a batch is augmented the same way
+whenever the generator is seeded the same way (the trainer seeds it per step, which makes resumed
+runs exact).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..spectral import SpectralTransform
+from .config import AugmentConfig
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def _chosen(n: int, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """Boolean `(n,)`: which examples get an augmentation (always drawn, to keep streams aligned)."""
+    return torch.rand(n, generator=generator) < probability
+
+
+def sample_beta(alpha: float, n: int, generator: torch.Generator) -> torch.Tensor:
+    """`(n,)` samples of Beta(alpha, alpha) by Jöhnk's rejection method (torch's Beta takes no
+    generator)."""
+    out = torch.empty(n)
+    todo = torch.arange(n)
+    while len(todo):
+        u = torch.rand(len(todo), generator=generator) ** (1.0 / alpha)
+        v = torch.rand(len(todo), generator=generator) ** (1.0 / alpha)
+        accept = (u + v <= 1.0) & (u + v > 0)
+        out[todo[accept]] = u[accept] / (u[accept] + v[accept])
+        todo = todo[~accept]
+    return out
+
+
+def time_stretch(waveform: torch.Tensor, rate: float, n_fft: int = 1024) -> torch.Tensor:
+    """Phase-vocoder time stretch: same pitch, `rate` times faster.
+
+    Magnitudes are interpolated between neighbouring STFT frames; phases advance by each bin's
+    measured instantaneous frequency, so sinusoids stay continuous.
+
+    Args:
+        waveform (`torch.Tensor` of shape `(..., samples)`).
+        rate (`float`): > 1 shortens, < 1 lengthens.
+
+    Returns:
+        `torch.Tensor` of shape `(..., round(samples / rate))`.
+    """
+    leading, length = waveform.shape[:-1], waveform.shape[-1]
+    hop = n_fft // 4
+    window = torch.hann_window(n_fft, device=waveform.device)
+    spec = torch.stft(
+        waveform.reshape(-1, length).float(),
+        n_fft,
+        hop,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )  # (M, F, N)
+    frames = spec.shape[-1]
+    out_length = max(1, round(length / rate))
+    out_frames = out_length // hop + 1
+    # Two silent frames past the end, so positions up to `frames` interpolate towards silence.
+    spec = torch.cat([spec, spec.new_zeros(*spec.shape[:-1], 2)], dim=-1)
+    steps = torch.arange(out_frames, device=spec.device, dtype=torch.float64) * rate
+    steps = steps.clamp(max=frames)
+    index = steps.floor().long()
+    alpha = (steps - index).float()
+    left, right = spec[..., index], spec[..., index + 1]
+    magnitude = (1 - alpha) * left.abs() + alpha * right.abs()
+    expected = torch.linspace(0, math.pi * hop, spec.shape[-2], device=spec.device)[:, None]
+    deviation = right.angle() - left.angle() - expected
+    deviation = deviation - 2 * math.pi * torch.round(deviation / (2 * math.pi))
+    advance = expected + deviation  # phase advance per output frame at the local frequency
+    phase = torch.cat([spec[..., :1].angle(), advance[..., :-1]], dim=-1).cumsum(dim=-1)
+    stretched = torch.polar(magnitude, phase)
+    out = torch.istft(stretched, n_fft, hop, window=window, center=True, length=out_length)
+    return out.reshape(*leading, out_length).to(waveform.dtype)
+
+
+def resample(waveform: torch.Tensor, length: int) -> torch.Tensor:
+    """Band-limited resampling of `(..., samples)` to `(..., length)` by cropping / zero-padding the
+    spectrum (an ideal low-pass when shortening, so no aliasing)."""
+    old = waveform.shape[-1]
+    if old == length:
+        return waveform
+    spectrum = torch.fft.rfft(waveform.float(), dim=-1)
+    bins = length // 2 + 1
+    if spectrum.shape[-1] >= bins:
+        spectrum = spectrum[..., :bins]
+    else:
+        pad = spectrum.new_zeros(*spectrum.shape[:-1], bins - spectrum.shape[-1])
+        spectrum = torch.cat([spectrum, pad], dim=-1)
+    return (torch.fft.irfft(spectrum, n=length, dim=-1) * (length / old)).to(waveform.dtype)
+
+
+def fit_length(waveform: torch.Tensor, length: int) -> torch.Tensor:
+    """Crop, or zero-pad at the end, `(..., samples)` to `(..., length)`."""
+    if waveform.shape[-1] >= length:
+        return waveform[..., :length]
+    return torch.nn.functional.pad(waveform, (0, length - waveform.shape[-1]))
+
+
+def pitch_tempo(
+    waveform: torch.Tensor, semitones: float, tempo: float, n_fft: int = 1024
+) -> torch.Tensor:
+    """Shift the pitch by `semitones` and change the tempo by `tempo` (> 1 faster), keeping the
+    length: `(..., samples)` -> `(..., samples)`."""
+    length = waveform.shape[-1]
+    if semitones == 0 and tempo == 1:
+        return waveform
+    factor = 2.0 ** (semitones / 12.0)
+    stretched = time_stretch(waveform, tempo / factor, n_fft)  # length * factor / tempo
+    return fit_length(resample(stretched, max(1, round(length / tempo))), length)
+
+
+class Augmenter:
+    """Applies the augmentations of an [`AugmentConfig`] to training batches.
+
+    Args:
+        config ([`AugmentConfig`]): probabilities and ranges.
+        n_fft, hop_length (`int`): the model's STFT, for input masking.
+
+    Call with `stems` `(batch, stems, channels, samples)` and a `torch.Generator` (CPU); returns
+    `(mixture, stems)`: the model input `(batch, channels, samples)` and the targets
+    `(batch, stems, channels, samples)`.
+    """
+
+    def __init__(self, config: AugmentConfig, n_fft: int, hop_length: int):
+        self.config = config
+        self.spectral = SpectralTransform(n_fft, hop_length)
+
+    @property
+    def enabled(self) -> bool:
+        return any(
+            getattr(self.config, name) > 0
+            for name in (
+                "gain_probability",
+                "pitch_probability",
+                "tempo_probability",
+                "frequency_mask_probability",
+                "time_mask_probability",
+                "mixup_probability",
+            )
+        )
+
+    @torch.no_grad()
+    def __call__(
+        self, stems: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if stems.ndim != 4:
+            raise ValueError(f"stems must be (batch, stems, channels, samples), got {stems.shape}")
+        c = self.config
+        batch, num_stems = stems.shape[:2]
+        stems = stems.clone()
+
+        # Gain, per example and stem.
+        chosen = _chosen(batch * num_stems, c.gain_probability, generator)
+        gains = _uniform(batch * num_stems, *c.gain_range, generator)
+        gains = torch.where(chosen, gains, torch.ones_like(gains)).view(batch, num_stems, 1, 1)
+        stems = stems * gains.to(stems.device, stems.dtype)
+
+        # Pitch and tempo, per example, identical for all its stems.
+        pitch_chosen = _chosen(batch, c.pitch_probability, generator)
+        semitones = _uniform(batch, -c.pitch_semitones, c.pitch_semitones, generator)
+        tempo_chosen = _chosen(batch, c.tempo_probability, generator)
+        tempi = _uniform(batch, *c.tempo_range, generator)
+        for i in range(batch):
+            shift = semitones[i].item() if pitch_chosen[i] else 0.0
+            tempo = tempi[i].item() if tempo_chosen[i] else 1.0
+            if shift != 0.0 or tempo != 1.0:
+                stems[i] = pitch_tempo(stems[i], shift, tempo, c.vocoder_n_fft)
+
+        # Mixup: blend all stems of an example with those of another example of the batch.
+        mix_chosen = _chosen(batch, c.mixup_probability, generator)
+        partners = torch.randperm(batch, generator=generator)
+        weights = sample_beta(c.mixup_alpha, batch, generator)
+        if mix_chosen.any() and batch > 1:
+            w = torch.where(mix_chosen, weights, torch.ones_like(weights)).view(batch, 1, 1, 1)
+            w = w.to(stems.device, stems.dtype)
+            stems = w * stems + (1 - w) * stems[partners.to(stems.device)]
+
+        mixture = stems.sum(dim=1)
+        return self._mask_input(mixture, generator), stems
+
+    def _mask_input(self, mixture: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Zero a random band of 1..max STFT bins and/or run of 1..max frames of the input
+        `(B, C, T)` (a maximum of 0 disables that mask)."""
+        c = self.config
+        batch, _, length = mixture.shape
+        bins = self.spectral.n_fft // 2 + 1
+        frames = self.spectral.num_frames(length)
+        freq_chosen = _chosen(batch, c.frequency_mask_probability, generator)
+        freq_chosen &= c.max_frequency_bins > 0
+        widths = torch.randint(1, max(c.max_frequency_bins, 1) + 1, (batch,), generator=generator)
+        starts = torch.rand(batch, generator=generator)
+        time_chosen = _chosen(batch, c.time_mask_probability, generator)
+        time_chosen &= c.max_time_frames > 0
+        lengths = torch.randint(1, max(c.max_time_frames, 1) + 1, (batch,), generator=generator)
+        offsets = torch.rand(batch, generator=generator)
+        if not (freq_chosen.any() or time_chosen.any()):
+            return mixture
+        keep = torch.ones(batch, 1, bins, frames, dtype=torch.bool)
+        for i in range(batch):
+            if freq_chosen[i]:
+                width = min(int(widths[i]), bins)
+                start = int(starts[i] * (bins - width + 1))
+                keep[i, :, start : start + width] = False
+            if time_chosen[i]:
+                run = min(int(lengths[i]), frames)
+                start = int(offsets[i] * (frames - run + 1))
+                keep[i, :, :, start : start + run] = False
+        spectral = self.spectral.to(mixture.device)
+        spec = spectral.stft(mixture) * keep.to(mixture.device)
+        masked = spectral.istft(spec, length).to(mixture.dtype)
+        chosen = (freq_chosen | time_chosen).view(batch, 1, 1).to(mixture.device)
+        return torch.where(chosen, masked, mixture)
+
+
+__all__ = ["Augmenter", "fit_length", "pitch_tempo", "resample", "sample_beta", "time_stretch"]
