@@ -1,0 +1,106 @@
+"""Background pushes of a saved model folder to the Hugging Face Hub during training.
+
+Training must never wait for, or die from, the Hub: [`HubPusher.push`] snapshots the folder (so the
+trainer may overwrite it at once) and uploads the snapshot with `upload_folder` on a background
+thread. At most one push is in flight; a checkpoint that arrives while one is running is skipped
+(the next one carries newer weights anyway). Any failure is logged as a warning and counted; the
+next checkpoint simply pushes again. Call it from the main process only.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from huggingface_hub import HfApi
+
+logger = logging.getLogger(__name__)
+
+
+class HubPusher:
+    """Pushes folders to one Hub model repository in the background.
+
+    Args:
+        repo_id (`str`): `user/name` of the model repository (created on the first push if needed).
+        private (`bool`): create the repository as private.
+        token (`str`, *optional*): Hub token (default: the logged-in user's / `HF_TOKEN`).
+
+    Attributes:
+        pushed (`list[str]`): commit messages of the successful pushes.
+        failures (`int`): failed pushes so far; `last_error` holds the latest exception.
+    """
+
+    def __init__(self, repo_id: str, *, private: bool = False, token: str | None = None):
+        self.repo_id = repo_id
+        self.private = private
+        self.api = HfApi(token=token)
+        self.pushed: list[str] = []
+        self.failures = 0
+        self.last_error: BaseException | None = None
+        self._repo_ready = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def push(self, folder: str | Path, commit_message: str) -> bool:
+        """Start pushing a snapshot of `folder`; returns False (and pushes nothing) when the
+        previous push is still running. Never raises for Hub or network problems."""
+        if self.busy:
+            logger.warning(
+                "Hub push to %s still running; skipping '%s' (the next checkpoint will push).",
+                self.repo_id,
+                commit_message,
+            )
+            return False
+        staging = Path(tempfile.mkdtemp(prefix="tfswa-hub-push-"))
+        try:
+            shutil.copytree(folder, staging, dirs_exist_ok=True)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            self._record_failure(error, commit_message)
+            return False
+        self._thread = threading.Thread(
+            target=self._upload, args=(staging, commit_message), name="hub-push", daemon=True
+        )
+        self._thread.start()
+        return True
+
+    def _upload(self, staging: Path, commit_message: str) -> None:
+        try:
+            if not self._repo_ready:
+                self.api.create_repo(self.repo_id, private=self.private, exist_ok=True)
+                self._repo_ready = True
+            self.api.upload_folder(
+                repo_id=self.repo_id, folder_path=staging, commit_message=commit_message
+            )
+            self.pushed.append(commit_message)
+            logger.info("Pushed '%s' to https://huggingface.co/%s", commit_message, self.repo_id)
+        except Exception as error:  # noqa: BLE001 - any Hub/network failure must not stop training
+            self._record_failure(error, commit_message)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _record_failure(self, error: BaseException, commit_message: str) -> None:
+        self.failures += 1
+        self.last_error = error
+        logger.warning(
+            "Hub push '%s' to %s failed (%s: %s); training goes on, the next checkpoint retries.",
+            commit_message,
+            self.repo_id,
+            type(error).__name__,
+            error,
+        )
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the push in flight (if any); returns True when none is left running."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.busy
+
+
+__all__ = ["HubPusher"]

@@ -1,0 +1,113 @@
+"""Hub pushes through a mocked HTTP transport: right files sent; a failing Hub never stops training."""
+
+import base64
+import json
+import logging
+import threading
+
+import httpx2
+import huggingface_hub
+import pytest
+from huggingface_hub import constants
+from huggingface_hub.utils._http import default_client_factory
+
+from modeling_tfswa import TFSWAUNet
+from modeling_tfswa.training.hub import HubPusher
+
+
+class FakeHub:
+    """An httpx2 handler answering the Hub endpoints that `upload_folder` uses, recording commits."""
+
+    def __init__(self, fail: bool = False, gate: threading.Event | None = None):
+        self.fail = fail
+        self.gate = gate
+        self.commits: list[dict[str, bytes]] = []  # per commit: path -> content
+        self.requests: list[str] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        path = request.url.path
+        self.requests.append(f"{request.method} {path}")
+        if self.fail:
+            raise httpx2.ConnectError("the Hub is down", request=request)
+        if self.gate is not None:
+            self.gate.wait(10)
+        if path.endswith("/api/repos/create"):
+            return httpx2.Response(200, json={"url": "https://huggingface.co/me/model"})
+        if "/preupload/" in path:
+            files = json.loads(request.content)["files"]
+            modes = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+            ]
+            return httpx2.Response(200, json={"files": modes})
+        if "/commit/" in path:
+            items = [json.loads(line) for line in request.content.splitlines()]
+            files = {
+                item["value"]["path"]: base64.b64decode(item["value"]["content"])
+                for item in items
+                if item["key"] == "file"
+            }
+            self.commits.append(files)
+            return httpx2.Response(
+                200,
+                json={"commitUrl": "https://huggingface.co/me/model/commit/1", "commitOid": "1"},
+            )
+        return httpx2.Response(404, json={"error": "unexpected"})
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """Install a FakeHub as huggingface_hub's HTTP client (online mode, fake token)."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token")
+
+    def install(**kwargs) -> FakeHub:
+        hub = FakeHub(**kwargs)
+        huggingface_hub.set_client_factory(
+            lambda: httpx2.Client(transport=httpx2.MockTransport(hub))
+        )
+        return hub
+
+    yield install
+    huggingface_hub.set_client_factory(default_client_factory)
+
+
+def test_push_sends_the_saved_model_folder(fake_hub, tmp_path, tiny_config):
+    hub = fake_hub()
+    folder = tmp_path / "best"
+    TFSWAUNet(tiny_config).save_pretrained(folder)
+    pusher = HubPusher("me/model")
+    assert pusher.push(folder, "step 10")
+    # The trainer may overwrite the folder right away: the push uses a snapshot.
+    (folder / "config.json").write_text("overwritten")
+    assert pusher.wait(30)
+    assert pusher.pushed == ["step 10"] and pusher.failures == 0
+    (files,) = hub.commits
+    expected = {p.name for p in folder.iterdir() if p.is_file()}
+    assert set(files) == expected and "model.safetensors" in files
+    assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    assert files["config.json"] != b"overwritten"
+
+
+def test_one_push_in_flight(fake_hub, tmp_path):
+    gate = threading.Event()
+    hub = fake_hub(gate=gate)
+    (tmp_path / "a.txt").write_text("a")
+    pusher = HubPusher("me/model")
+    assert pusher.push(tmp_path, "first")
+    assert not pusher.push(tmp_path, "second")  # the first is still blocked on the gate
+    gate.set()
+    assert pusher.wait(30) and pusher.pushed == ["first"] and len(hub.commits) == 1
+
+
+def test_failing_hub_warns_and_retries_next_time(fake_hub, tmp_path, caplog):
+    hub = fake_hub(fail=True)
+    (tmp_path / "a.txt").write_text("a")
+    pusher = HubPusher("me/model")
+    with caplog.at_level(logging.WARNING):
+        assert pusher.push(tmp_path, "step 1")  # returns at once; the failure happens in the thread
+        assert pusher.wait(60)
+    assert pusher.failures == 1 and isinstance(pusher.last_error, Exception)
+    assert "training goes on" in caplog.text
+    hub.fail = False
+    assert pusher.push(tmp_path, "step 2") and pusher.wait(30)
+    assert pusher.pushed == ["step 2"] and len(hub.commits) == 1
