@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import museval
 import numpy as np
@@ -277,3 +278,41 @@ def test_bsseval_track_matches_eval_mus_track_with_accompaniment_and_other_stems
     ours = json.loads(bsseval_track(references, estimates, 44100, track.name).json)
     assert [t["name"] for t in ours["targets"]] == ["bass", "vocals", "accompaniment"]
     assert ours == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# The `evaluate` metric module
+# ---------------------------------------------------------------------------------------------
+METRIC_MODULE = Path(__file__).resolve().parents[1] / "metrics" / "musdb_sdr"
+
+
+def test_evaluate_metric_module_matches_the_library():
+    evaluate = pytest.importorskip("evaluate")
+    metric = evaluate.load(str(METRIC_MODULE))
+    references, estimates = noisy_sources(num_sources=3, seconds=2.5)
+    scores = metric.compute(
+        predictions=list(estimates),
+        references=list(references),
+        sample_rate=RATE,
+        return_per_item=True,
+    )
+    expected_usdr = sdr(references, estimates)
+    expected_csdr = csdr(references, estimates, RATE)
+    expected_sdr = median_over_frames(framewise_sdr(references, estimates, RATE))
+    # float32 round trip through Arrow: agreement to ~1e-4 dB.
+    np.testing.assert_allclose(scores["usdr_per_item"], expected_usdr, atol=1e-3)
+    np.testing.assert_allclose(scores["csdr_per_item"], expected_csdr, atol=1e-3)
+    np.testing.assert_allclose(scores["sdr_per_item"], expected_sdr, atol=1e-3)
+    assert scores["usdr"] == pytest.approx(float(expected_usdr.mean()), abs=1e-3)
+    assert scores["csdr"] == pytest.approx(float(expected_csdr.median()), abs=1e-3)
+    assert scores["sdr"] == pytest.approx(float(expected_sdr.median()), abs=1e-3)
+    # Batches accumulate; mono items are (samples,) arrays.
+    for estimate, reference in zip(estimates[:, 0], references[:, 0]):
+        metric.add(predictions=estimate, references=reference)
+    mono = metric.compute(sample_rate=RATE)
+    assert set(mono) == {"usdr", "csdr", "sdr"}
+    assert mono["usdr"] == pytest.approx(
+        float(sdr(references[:, :1], estimates[:, :1]).mean()), abs=1e-3
+    )
+    with pytest.raises(ValueError, match="must have the same"):
+        metric.compute(predictions=[np.zeros((2, 10))], references=[np.zeros((2, 12))])
