@@ -23,6 +23,7 @@ class FakeHub:
         self.gate = gate
         self.commits: list[dict[str, bytes]] = []  # per commit: path -> content
         self.requests: list[str] = []
+        self.validated: list[str] = []
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
@@ -31,6 +32,9 @@ class FakeHub:
             raise httpx2.ConnectError("the Hub is down", request=request)
         if self.gate is not None:
             self.gate.wait(10)
+        if path.endswith("/api/validate-yaml"):  # README.md model-card metadata check
+            self.validated.append(json.loads(request.content)["content"])
+            return httpx2.Response(200, json={"errors": [], "warnings": []})
         if path.endswith("/api/repos/create"):
             return httpx2.Response(200, json={"url": "https://huggingface.co/me/model"})
         if "/preupload/" in path:
@@ -111,3 +115,35 @@ def test_failing_hub_warns_and_retries_next_time(fake_hub, tmp_path, caplog):
     hub.fail = False
     assert pusher.push(tmp_path, "step 2") and pusher.wait(30)
     assert pusher.pushed == ["step 2"] and len(hub.commits) == 1
+
+
+def _hub_run(tmp_path, **overrides):
+    from test_training import ToyStems, tiny_config
+
+    from modeling_tfswa.training.trainer import train
+
+    config = tiny_config(
+        tmp_path, push_to_hub=True, hub_model_id="me/model", max_steps=4, save_every=2, **overrides
+    )
+    return train(config, train_dataset=ToyStems(), validation_dataset=ToyStems(length=2))
+
+
+def test_training_pushes_the_last_model_at_checkpoints(fake_hub, tmp_path):
+    hub = fake_hub()
+    result = _hub_run(tmp_path)
+    assert result.step == 4
+    # Step 2 and step 4 were pushed (the first may still run when step 4 arrives: then skipped).
+    assert 1 <= len(hub.commits) <= 2
+    last = result.output_dir / "last"
+    assert set(hub.commits[-1]) == {p.name for p in last.iterdir()}
+    assert hub.commits[-1]["model.safetensors"] == (last / "model.safetensors").read_bytes()
+    assert "library_name: transformers" in hub.validated[-1]  # the model card's metadata
+
+
+def test_failing_hub_leaves_training_running(fake_hub, tmp_path, caplog):
+    hub = fake_hub(fail=True)
+    with caplog.at_level(logging.WARNING):
+        result = _hub_run(tmp_path)
+    assert result.step == 4 and (result.output_dir / "last" / "model.safetensors").is_file()
+    assert hub.requests and not hub.commits  # it tried, and failed, without stopping training
+    assert "training goes on" in caplog.text
