@@ -60,6 +60,16 @@ def test_stft_loss_known_values(noise):
     torch.testing.assert_close(mr, torch.full((3,), 1 + math.log(2.0)), rtol=1e-4, atol=1e-4)
 
 
+def test_spectral_convergence_ignores_silent_references(noise):
+    references = noise.clone()
+    references[0, 1] = 0.0  # stem 1 silent in example 0: only example 1 counts for it
+    convergence, _ = stft_loss(torch.zeros_like(noise), references, 512)
+    torch.testing.assert_close(convergence, torch.ones(3))
+    references[:, 2] = 0.0  # silent everywhere: no defined value, contributes 0
+    convergence, _ = stft_loss(torch.ones_like(noise), references, 512)
+    assert convergence[2] == 0 and torch.isfinite(convergence).all()
+
+
 def test_combined_loss_weights_and_keys(noise):
     config = LossConfig(waveform_l1=2.0, spectrogram_l1=0.0, multi_resolution_stft=0.5)
     config.fft_sizes = [512, 256]

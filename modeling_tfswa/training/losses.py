@@ -8,6 +8,8 @@ logs of small values are not accurate enough.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -15,6 +17,8 @@ from .config import LossConfig
 
 #: Floor of magnitudes before the log of the log-magnitude loss.
 LOG_EPS = 1e-7
+#: RMS STFT magnitude below which a reference counts as silent for spectral convergence.
+SILENT_NORM = 1e-5
 
 
 def _float32(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -76,7 +80,8 @@ def stft_loss(
     """Spectral convergence and log-magnitude loss at one resolution (hop `n_fft // 4`).
 
     Spectral convergence is `‖|Y| - |Ŷ|‖_F / ‖|Y|‖_F` over the channels and bins of each example
-    and stem (then averaged over the batch); the log-magnitude loss is the mean of
+    and stem, averaged over the examples whose reference is not silent (0 if none is); the
+    log-magnitude loss is the mean of
     `|log|Y| - log|Ŷ||` with magnitudes floored at `LOG_EPS`.
 
     Args:
@@ -88,9 +93,13 @@ def stft_loss(
     _check(estimates, references)
     est = magnitude(estimates, n_fft, n_fft // 4)
     ref = magnitude(references, n_fft, n_fft // 4)
-    error_norm = (ref - est).square().sum(dim=(2, 3, 4)).sqrt()
+    error_norm = (ref - est).square().sum(dim=(2, 3, 4)).sqrt()  # (B, S)
     ref_norm = ref.square().sum(dim=(2, 3, 4)).sqrt()
-    convergence = (error_norm / ref_norm.clamp_min(LOG_EPS)).mean(dim=0)
+    # Undefined for a silent reference (it would explode): such examples are left out of this
+    # term (the log-magnitude and L1 terms still see them).
+    audible = ref_norm > SILENT_NORM * math.sqrt(ref[0, 0].numel())
+    ratio = torch.where(audible, error_norm / ref_norm.clamp_min(LOG_EPS), 0.0)
+    convergence = ratio.sum(dim=0) / audible.sum(dim=0).clamp_min(1)
     log_mag = (ref.clamp_min(LOG_EPS).log() - est.clamp_min(LOG_EPS).log()).abs()
     return convergence, log_mag.mean(dim=(0, 2, 3, 4))
 
