@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .configuration_tfswa import TFSWAConfig
 from .metrics import csdr, framewise_sdr, median_over_frames, median_over_tracks, sdr
+from .separation import apply_model
 from .spectral import SpectralTransform
 
 #: BSSEval metrics museval reports for every frame.
@@ -110,11 +111,12 @@ def bsseval_track(
             hop=int(hop * sample_rate),
             mode="v4",
         )
+        metrics = {"SDR": sdr, "SIR": sir, "ISR": isr, "SAR": sar}
         for index, stem in enumerate(scored):
             if stem in kept:
-                values = {"SDR": sdr[index], "SIR": sir[index], "ISR": isr[index]}
-                values["SAR"] = sar[index]
-                store.add_target(stem, {key: value.tolist() for key, value in values.items()})
+                store.add_target(
+                    stem, {key: value[index].tolist() for key, value in metrics.items()}
+                )
     return store
 
 
@@ -277,18 +279,15 @@ class ModelSeparator:
 
     def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         """`(channels, samples)` -> `(stems, channels, samples)`; `references` is not looked at."""
-        from .separation import apply_model
-
-        with torch.inference_mode():
-            return apply_model(
-                self.model,
-                mixture,
-                segment_seconds=self.segment_seconds,
-                overlap=self.overlap,
-                shifts=self.shifts,
-                batch_size=self.batch_size,
-                device=self.device,
-            )
+        return apply_model(
+            self.model,
+            mixture,
+            segment_seconds=self.segment_seconds,
+            overlap=self.overlap,
+            shifts=self.shifts,
+            batch_size=self.batch_size,
+            device=self.device,
+        )
 
 
 def load_separator(
@@ -566,6 +565,8 @@ def evaluate_separator(
     _check_dataset(dataset, stems)
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    if not fast and len(stems) < 2:
+        raise ValueError(f"museval scores at least two stems, got {stems}; use fast=True")
     output_dir = Path(output_dir)
     names = [str(name) for name in dataset.select_columns(["name"])["name"]]
     indices = list(range(len(names)))
