@@ -1,0 +1,559 @@
+"""MUSDB18 / MUSDB18-HQ (or any tree laid out like them) as a ``datasets`` builder with composed stems.
+
+Source tree (a local root you downloaded yourself)::
+
+    ROOT/train/<track>.stem.mp4          MUSDB18: MP4 with 5 AAC streams, read with ffmpeg
+                                         (0 mixture, 1 drums, 2 bass, 3 other, 4 vocals)
+    ROOT/train/<track>/{mixture,drums,bass,other,vocals}.wav   MUSDB18-HQ, read with soundfile
+    ROOT/test/<track>...                 test split (50 tracks in MUSDB18)
+    ROOT/validation/<track>...           optional, for trees other than MUSDB (e.g. synthetic)
+
+Split rule (one rule for every tree): ``test/`` -> test; ``validation/`` -> validation; a track in
+``train/`` goes to validation when its name is in ``validation_tracks`` (default: musdb's official
+14 names, giving the 86 / 14 / 50 split) and to train otherwise. Split folders that do not exist
+are simply absent from the result; a split folder that exists but yields no track is an error.
+
+Stem sets are builder configs: ``vocals-accompaniment`` (accompaniment = drums + bass + other),
+``4stems`` and any custom grouping ``{name: [source, ...]}``. Composed stems are summed once, at
+materialisation. Each example has::
+
+    name          string        track name
+    mixture       (T, 2) float32  the track's mixture file (MUSDB: the mastered mixture stream)
+    <stem>        (T, 2) float32  one column per stem of the set, in the set's order
+    sample_rate   int32
+    num_samples   int64         T
+
+Storage: ``Array2D((None, 2), float32)`` columns, one track per Arrow record batch. Arrow keeps
+them memory-mapped, and a ``(start, stop)`` window of a track is a zero-copy slice (see
+``data_scripts.pipeline``), so training never decodes whole tracks; float32 keeps float WAVs and
+decoded AAC exact (about 1.27 GB per stereo column per hour; ``benchmarks/data_throughput.py``
+measures the real size per hour of audio for each stem set).
+
+The cache is keyed by the root, the stem set, the validation list and a signature of the source
+files (names, sizes, modification times), so a changed tree is re-materialised; ``datasets``
+writes into an ``.incomplete`` folder and renames it only when every split is complete, so an
+error mid-way leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import soundfile as sf
+
+MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
+# Stream order of the MUSDB18 STEMS (.stem.mp4) files.
+STEM_MP4_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
+STEM_MP4_SUFFIX = ".stem.mp4"
+MIXTURE = "mixture"
+SPLITS = ("train", "validation", "test")
+
+# The official MUSDB18 validation subset of the train folder (musdb 0.4.3, configs/mus.yaml).
+MUSDB18_VALIDATION_TRACKS = (
+    "Actions - One Minute Smile",
+    "Clara Berry And Wooldog - Waltz For My Victims",
+    "Johnny Lokke - Promises & Lies",
+    "Patrick Talbot - A Reason To Leave",
+    "Triviul - Angelsaint",
+    "Alexander Ross - Goodbye Bolero",
+    "Fergessen - Nos Palpitants",
+    "Leaf - Summerghost",
+    "Skelpolu - Human Mistakes",
+    "Young Griffo - Pennies",
+    "ANiMAL - Rockshow",
+    "James May - On The Line",
+    "Meaxic - Take A Step",
+    "Traffic Experiment - Sirens",
+)
+
+STEM_SETS: dict[str, dict[str, list[str]]] = {
+    "vocals-accompaniment": {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]},
+    "4stems": {"vocals": ["vocals"], "drums": ["drums"], "bass": ["bass"], "other": ["other"]},
+}
+
+# Residual (mixture - sum of sources) above this, relative to the mixture RMS, gets a warning.
+# MUSDB18's AAC streams sit at about -32 dB; a wrong stem or gain shows up far above -25 dB.
+DEFAULT_MIXTURE_TOLERANCE_DB = -25.0
+
+
+class StemDatasetError(ValueError):
+    """A problem with the source tree or the stem set; the message names the file or field."""
+
+
+def resolve_stem_set(
+    stem_set: str | Mapping[str, Sequence[str]],
+) -> tuple[str, dict[str, list[str]]]:
+    """Name and grouping of a stem set.
+
+    Args:
+        stem_set: a preset name (``"vocals-accompaniment"``, ``"4stems"``) or a grouping
+            ``{stem: [source, ...]}``. A grouping equal to a preset takes the preset's name;
+            others are named by their stems joined with ``-`` (e.g. ``"vocals-rhythm-other"``).
+
+    Returns:
+        (name, {stem: [sources]}) with the user's stem order kept.
+    """
+    if isinstance(stem_set, str):
+        if stem_set not in STEM_SETS:
+            raise StemDatasetError(
+                f"unknown stem set {stem_set!r}; presets are {sorted(STEM_SETS)}, or pass a "
+                "grouping such as {'vocals': ['vocals'], 'rhythm': ['drums', 'bass']}"
+            )
+        return stem_set, {k: list(v) for k, v in STEM_SETS[stem_set].items()}
+    if not isinstance(stem_set, Mapping) or not stem_set:
+        raise StemDatasetError(
+            f"stem set must be a preset name or a non-empty dict, got {stem_set!r}"
+        )
+    grouping = {}
+    for stem, sources in stem_set.items():
+        if isinstance(sources, str):
+            raise StemDatasetError(
+                f"stem {stem!r}: sources must be a list of names, got {sources!r}"
+            )
+        if not stem or stem in (MIXTURE, "name", "sample_rate", "num_samples") or not sources:
+            raise StemDatasetError(f"invalid stem {stem!r} -> {sources!r} in the grouping")
+        if len(set(sources)) != len(sources):
+            raise StemDatasetError(f"stem {stem!r} lists a source twice: {list(sources)}")
+        grouping[str(stem)] = [str(s) for s in sources]
+    for name, preset in STEM_SETS.items():
+        if preset == grouping:
+            return name, grouping
+    return "-".join(grouping), grouping
+
+
+@dataclass
+class StemSetConfig(datasets.BuilderConfig):
+    """Builder config of one stem set.
+
+    Args:
+        stems: {stem: [sources]} grouping (see :func:`resolve_stem_set`).
+        sources: the stem files every track must have besides the mixture (``<source>.wav`` in a
+            track folder); MUSDB18's four by default. A track missing one, or carrying another
+            ``.wav``, is an error.
+        validation_tracks: names in ``train/`` that form the validation split.
+        mixture_tolerance_db: warn when mixture - sum(sources) exceeds this (dB re mixture RMS).
+        source_signature: fingerprint of the source files (set by :func:`load_stem_dataset`) so
+            the cache follows changes of the tree.
+    """
+
+    stems: dict = field(default_factory=dict)
+    sources: tuple = MUSDB_SOURCES
+    validation_tracks: tuple = MUSDB18_VALIDATION_TRACKS
+    mixture_tolerance_db: float = DEFAULT_MIXTURE_TOLERANCE_DB
+    source_signature: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackSource:
+    """Where one track's audio lives: a folder of wavs or a .stem.mp4 file."""
+
+    name: str
+    path: Path
+    is_stem_mp4: bool
+
+
+def _track_name(path: Path) -> str:
+    return path.name[: -len(STEM_MP4_SUFFIX)] if path.name.endswith(STEM_MP4_SUFFIX) else path.name
+
+
+def find_tracks(root: Path) -> dict[str, list[TrackSource]]:
+    """Tracks per split folder (``train``, ``validation``, ``test``) present under ``root``.
+
+    Returns:
+        {folder: [TrackSource sorted by name]} for each split folder that exists.
+    """
+    found = {}
+    for folder in SPLITS:
+        d = root / folder
+        if not d.is_dir():
+            continue
+        tracks = []
+        for p in sorted(d.iterdir()):
+            if p.name.startswith("."):
+                continue  # temp folders of writers (e.g. the synthetic generator) and dotfiles
+            if p.is_dir():
+                tracks.append(TrackSource(p.name, p, False))
+            elif p.name.endswith(STEM_MP4_SUFFIX):
+                tracks.append(TrackSource(_track_name(p), p, True))
+        found[folder] = tracks
+    return found
+
+
+def assign_splits(
+    root: Path, validation_tracks: Sequence[str] = MUSDB18_VALIDATION_TRACKS
+) -> dict[str, list[TrackSource]]:
+    """Apply the split rule (module docstring) to the tree under ``root``.
+
+    Raises:
+        StemDatasetError: missing root, no tracks at all, a split folder with no tracks, or the
+            same track name twice in one split.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise StemDatasetError(f"dataset root {str(root)!r} does not exist or is not a folder")
+    found = find_tracks(root)
+    if not found:
+        raise StemDatasetError(
+            f"no split folder under {str(root)!r}: expected train/ (and test/, optionally "
+            "validation/) holding <track>.stem.mp4 files or <track>/ folders of wavs"
+        )
+    valid = set(validation_tracks)
+    splits: dict[str, list[TrackSource]] = {}
+    for folder, tracks in found.items():
+        if not tracks:
+            raise StemDatasetError(f"empty split: {str(root / folder)!r} holds no tracks")
+        if folder == "train":
+            splits.setdefault("train", []).extend(t for t in tracks if t.name not in valid)
+            splits.setdefault("validation", []).extend(t for t in tracks if t.name in valid)
+        else:
+            splits.setdefault(folder, []).extend(tracks)
+    if "train" in splits and not splits["train"]:
+        raise StemDatasetError(
+            f"empty split: every track of {str(root / 'train')!r} is a validation track"
+        )
+    out = {}
+    for split in SPLITS:
+        tracks = sorted(splits.get(split, []), key=lambda t: t.name)
+        names = [t.name for t in tracks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise StemDatasetError(
+                f"split {split!r}: track {dupes[0]!r} appears twice under {root}"
+            )
+        if tracks:
+            out[split] = tracks
+    return out
+
+
+def source_signature(splits: Mapping[str, Sequence[TrackSource]]) -> str:
+    """Hash of every source file's relative name, size and mtime (cache key of the tree)."""
+    h = hashlib.sha256()
+    for split in sorted(splits):
+        for track in splits[split]:
+            files = [track.path] if track.is_stem_mp4 else sorted(track.path.glob("*.wav"))
+            for f in files:
+                st = f.stat()
+                h.update(f"{split}/{track.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def check_track_files(track: TrackSource, sources: Sequence[str]) -> dict:
+    """Validate one track's files without decoding them.
+
+    Returns:
+        {"sample_rate": int, "num_samples": int | None} (None for .stem.mp4 whose exact length
+        is only known after decoding).
+
+    Raises:
+        StemDatasetError naming the track and the problem (missing / extra stem file, mono,
+        different sample rates or lengths).
+    """
+    if track.is_stem_mp4:
+        unknown = sorted(set(sources) - set(STEM_MP4_STREAMS))
+        if unknown:
+            raise StemDatasetError(
+                f"track {track.name!r}: .stem.mp4 files carry {list(STEM_MP4_STREAMS)[1:]}; "
+                f"cannot read source(s) {unknown}"
+            )
+        streams = _probe_mp4(track)
+        if len(streams) < len(STEM_MP4_STREAMS):
+            raise StemDatasetError(
+                f"track {track.name!r}: {track.path} has {len(streams)} audio streams, expected "
+                f"{len(STEM_MP4_STREAMS)} (mixture, drums, bass, other, vocals)"
+            )
+        infos = {
+            name: (int(streams[i]["sample_rate"]), int(streams[i]["channels"]))
+            for name, i in STEM_MP4_STREAMS.items()
+        }
+        lengths = {}
+    else:
+        wavs = {p.stem: p for p in track.path.glob("*.wav")}
+        expected = {MIXTURE, *sources}
+        missing = sorted(expected - set(wavs))
+        if missing:
+            raise StemDatasetError(
+                f"track {track.name!r}: missing stem file(s) {[m + '.wav' for m in missing]} in {track.path}"
+            )
+        extra = sorted(set(wavs) - expected)
+        if extra:
+            raise StemDatasetError(
+                f"track {track.name!r}: unexpected stem file(s) {[e + '.wav' for e in extra]} in "
+                f"{track.path}; expected {sorted(m + '.wav' for m in expected)} (set `sources` to "
+                "read other stems)"
+            )
+        infos, lengths = {}, {}
+        for name in sorted(expected):
+            try:
+                info = sf.info(str(wavs[name]))
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise StemDatasetError(
+                    f"track {track.name!r}: cannot read {wavs[name]}: {err}"
+                ) from err
+            infos[name] = (info.samplerate, info.channels)
+            lengths[name] = info.frames
+    rates = {n: sr for n, (sr, _) in infos.items()}
+    for name, (_, channels) in infos.items():
+        if channels != 2:
+            kind = "mono" if channels == 1 else f"{channels}-channel"
+            raise StemDatasetError(
+                f"track {track.name!r}: stem {name!r} is {kind}; stems must be stereo"
+            )
+    if len(set(rates.values())) > 1:
+        raise StemDatasetError(f"track {track.name!r}: stems have different sample rates {rates}")
+    if len(set(lengths.values())) > 1:
+        raise StemDatasetError(
+            f"track {track.name!r}: stems have different lengths (samples) {lengths}"
+        )
+    return {
+        "sample_rate": next(iter(rates.values())),
+        "num_samples": next(iter(lengths.values())) if lengths else None,
+    }
+
+
+def _probe_mp4(track: TrackSource) -> list[dict]:
+    if shutil.which("ffprobe") is None:
+        raise StemDatasetError(
+            f"track {track.name!r}: reading .stem.mp4 needs ffprobe/ffmpeg on PATH"
+        )
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
+         "stream=index,sample_rate,channels", "-of", "json", str(track.path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise StemDatasetError(
+            f"track {track.name!r}: ffprobe failed on {track.path}: {proc.stderr.strip()}"
+        )
+    return json.loads(proc.stdout)["streams"]
+
+
+def decode_stem_mp4(path: Path, stream: int) -> np.ndarray:
+    """Decode audio stream ``stream`` of an MP4 to float32 (T, C) at its native rate with ffmpeg."""
+    proc = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
+         "-f", "f32le", "-c:a", "pcm_f32le", "-"],
+        capture_output=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise StemDatasetError(
+            f"ffmpeg failed on {path} stream {stream}: {proc.stderr.decode().strip()}"
+        )
+    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 2)
+
+
+def read_track(track: TrackSource, sources: Sequence[str]) -> dict[str, np.ndarray]:
+    """Decode the mixture and ``sources`` of one track.
+
+    Returns:
+        {"mixture", *sources} -> float32 (T, 2), all the same T.
+    """
+    names = [MIXTURE, *sources]
+    if track.is_stem_mp4:
+        audio = {n: decode_stem_mp4(track.path, STEM_MP4_STREAMS[n]) for n in names}
+    else:
+        audio = {
+            n: sf.read(str(track.path / f"{n}.wav"), dtype="float32", always_2d=True)[0]
+            for n in names
+        }
+    lengths = {n: a.shape[0] for n, a in audio.items()}
+    if len(set(lengths.values())) > 1:
+        raise StemDatasetError(
+            f"track {track.name!r}: stems have different lengths (samples) {lengths}"
+        )
+    return audio
+
+
+def mixture_residual_db(mixture: np.ndarray, sources: Sequence[np.ndarray]) -> float:
+    """RMS of mixture - sum(sources) in dB relative to the mixture RMS (-inf when exact).
+
+    mixture: (T, C); sources: each (T, C).
+    """
+    total = np.zeros(mixture.shape, dtype=np.float64)
+    for s in sources:
+        total += s
+    residual = np.sqrt(np.mean((mixture - total) ** 2))
+    reference = np.sqrt(np.mean(mixture.astype(np.float64) ** 2))
+    if residual == 0:
+        return float("-inf")
+    return float(20 * np.log10(residual / max(reference, 1e-12)))
+
+
+def stem_features(stems: Sequence[str]) -> datasets.Features:
+    """Columns of a stem set: name, mixture, one (T, 2) float32 column per stem, rate, length."""
+    audio = datasets.Array2D(shape=(None, 2), dtype="float32")
+    return datasets.Features(
+        {
+            "name": datasets.Value("string"),
+            MIXTURE: audio,
+            **{stem: audio for stem in stems},
+            "sample_rate": datasets.Value("int32"),
+            "num_samples": datasets.Value("int64"),
+        }
+    )
+
+
+class MusdbStems(datasets.GeneratorBasedBuilder):
+    """MUSDB18 / MUSDB18-HQ-layout stems builder (see the module docstring).
+
+    Used directly (no loading script)::
+
+        builder = MusdbStems(cache_dir=..., config_name="4stems", data_dir="/data/musdb18hq")
+        builder.download_and_prepare()
+        dsd = builder.as_dataset()
+
+    Prefer :func:`load_stem_dataset`, which validates the tree first and keys the cache on it.
+    """
+
+    BUILDER_CONFIG_CLASS = StemSetConfig
+    BUILDER_CONFIGS = [
+        StemSetConfig(name=name, stems=grouping, description=f"MUSDB stems grouped as {grouping}")
+        for name, grouping in STEM_SETS.items()
+    ]
+    DEFAULT_CONFIG_NAME = "vocals-accompaniment"
+    # One track per record batch: tracks are large, and a batch per track keeps slicing simple.
+    DEFAULT_WRITER_BATCH_SIZE = 1
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="Music stems (MUSDB18 / MUSDB18-HQ layout) grouped into a stem set.",
+            features=stem_features(list(self.config.stems)),
+            homepage="https://sigsep.github.io/datasets/musdb.html",
+            license="MUSDB18: academic / non-commercial use only",
+        )
+
+    def _check_config(self) -> dict[str, list[TrackSource]]:
+        cfg = self.config
+        if not cfg.data_dir:
+            raise StemDatasetError("data_dir (the dataset root) is required")
+        _, grouping = resolve_stem_set(cfg.stems)
+        for stem, srcs in grouping.items():
+            unknown = [s for s in srcs if s not in cfg.sources]
+            if unknown:
+                raise StemDatasetError(
+                    f"stem {stem!r} uses unknown source(s) {unknown}; available sources: {list(cfg.sources)}"
+                )
+        return assign_splits(Path(cfg.data_dir), cfg.validation_tracks)
+
+    def _split_generators(self, dl_manager):
+        splits = self._check_config()
+        # Validate every file before writing anything, so bad input fails fast and clean.
+        for tracks in splits.values():
+            for track in tracks:
+                check_track_files(track, self.config.sources)
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"tracks": tracks})
+            for split, tracks in splits.items()
+        ]
+
+    def _generate_examples(self, tracks: Sequence[TrackSource]):
+        cfg = self.config
+        for track in tracks:
+            info = check_track_files(track, cfg.sources)
+            audio = read_track(track, cfg.sources)
+            mixture = audio[MIXTURE]
+            residual = mixture_residual_db(mixture, [audio[s] for s in cfg.sources])
+            if residual > cfg.mixture_tolerance_db:
+                warnings.warn(
+                    f"track {track.name!r}: mixture differs from the sum of {list(cfg.sources)} by "
+                    f"{residual:.1f} dB (re mixture RMS; tolerance {cfg.mixture_tolerance_db} dB)",
+                    stacklevel=2,
+                )
+            example = {"name": track.name, MIXTURE: mixture}
+            for stem, srcs in cfg.stems.items():
+                total = audio[srcs[0]].copy()
+                for s in srcs[1:]:
+                    total += audio[s]
+                example[stem] = total
+            example["sample_rate"] = info["sample_rate"]
+            example["num_samples"] = mixture.shape[0]
+            yield track.name, example
+
+
+def load_stem_dataset(
+    root: str | os.PathLike,
+    stem_set: str | Mapping[str, Sequence[str]] = "vocals-accompaniment",
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    splits: Sequence[str] | None = None,
+    sources: Sequence[str] = MUSDB_SOURCES,
+    validation_tracks: Sequence[str] = MUSDB18_VALIDATION_TRACKS,
+    mixture_tolerance_db: float = DEFAULT_MIXTURE_TOLERANCE_DB,
+    num_proc: int | None = None,
+) -> datasets.DatasetDict:
+    """Materialise (once, cached) and load a stem set of a MUSDB-layout tree.
+
+    Args:
+        root: dataset root (see the module docstring for the layout and the split rule).
+        stem_set: preset name or ``{stem: [sources]}`` grouping.
+        cache_dir: ``datasets`` cache folder (default: the ``datasets`` cache).
+        splits: splits that must be present and non-empty; None returns every split the tree has.
+        sources: stem files each track carries besides the mixture.
+        validation_tracks: names in ``train/`` forming the validation split (default: MUSDB18's).
+        mixture_tolerance_db: warning threshold of the mixture ≈ sum-of-sources check.
+        num_proc: processes for materialisation (tracks are spread over them).
+
+    Returns:
+        DatasetDict of the splits, each with the columns of :func:`stem_features`, numpy format
+        not set (use ``data_scripts.pipeline`` for training slices).
+
+    Raises:
+        StemDatasetError: any problem with the tree or the stem set, naming the track/field.
+    """
+    root = Path(root).expanduser().resolve()
+    name, grouping = resolve_stem_set(stem_set)
+    sources = tuple(sources)
+    unknown = sorted({s for srcs in grouping.values() for s in srcs} - set(sources))
+    if unknown:
+        raise StemDatasetError(
+            f"stem set {name!r} uses unknown source(s) {unknown}; available sources: {list(sources)}"
+        )
+    tree = assign_splits(root, validation_tracks)
+    for split in splits or ():
+        if split not in SPLITS:
+            raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
+        if split not in tree:
+            raise StemDatasetError(
+                f"empty split {split!r} under {str(root)!r} (test/ -> test, validation/ or "
+                "train/ tracks named in validation_tracks -> validation, other train/ -> train)"
+            )
+    config_kwargs = dict(
+        name=name,
+        stems=grouping,
+        sources=sources,
+        validation_tracks=tuple(validation_tracks),
+        mixture_tolerance_db=float(mixture_tolerance_db),
+        source_signature=source_signature(tree),
+    )
+    if name in STEM_SETS:
+        config_kwargs.pop("name")
+        builder_args = {"config_name": name}
+    else:
+        # A custom grouping: the default config, copied, with its name and stems replaced.
+        builder_args = {}
+    builder = MusdbStems(
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        data_dir=str(root),
+        **builder_args,
+        **config_kwargs,
+    )
+    try:
+        builder.download_and_prepare(num_proc=num_proc)
+    except datasets.exceptions.DatasetGenerationError as err:
+        # datasets wraps errors raised while writing; ours already name the track and problem.
+        if isinstance(err.__cause__, StemDatasetError):
+            raise err.__cause__ from None
+        raise
+    dsd = builder.as_dataset()
+    if splits is not None:
+        dsd = datasets.DatasetDict({s: dsd[s] for s in splits})
+    return dsd
