@@ -6,6 +6,13 @@
   triangular weight window normalised by the summed weights, so the blend is exact at every sample
   (including the first and the last, short, segment). Optional random-shift test-time augmentation.
   Memory: the output buffer plus one batch of segments, whatever the track's length.
+- [`Separator`]: the user-facing entry point, `transformers` style: `Separator.from_pretrained(name)`
+  loads a model with `AutoModel.from_pretrained`, and `separator.separate(audio)` takes a file path,
+  a numpy array or a tensor at any sample rate, mono or with the model's channels, integer or float,
+  and returns a dict stem -> waveform at the input's sample rate and channel count.
+- [`separate`]: one-call convenience, `separate("song.flac", model="path/or/hub-id")`.
+- [`separate_file`]: one file to `DIR/<track>/<stem>.<ext>` (clipping handled, all-or-nothing
+  writes), what the `tfswa-separate` command runs per file.
 
 A model is anything whose `forward(input_values)` takes a float `(batch, channels, samples)` mixture
 and returns an object with `.waveforms` of shape `(batch, stems, channels, samples)`, and whose
@@ -14,9 +21,28 @@ and returns an object with `.waveforms` of shape `(batch, stems, channels, sampl
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from .audio import (
+    AudioError,
+    check_finite,
+    fit_length,
+    load_audio,
+    match_channels,
+    prevent_clipping,
+    resample,
+    restore_channels,
+    to_float,
+    write_stems,
+)
 
 #: Segment length when none is given: the training segment length of the default recipe, so that
 #: the model sees contexts as long as those it was trained on.
@@ -210,3 +236,327 @@ def apply_model(
         model.train(was_training)
     output = output.to(mixture.dtype)
     return output[0] if unbatched else output
+
+
+#: Name of the complement written by `two_stems` (`"no_vocals"` for `"vocals"`).
+COMPLEMENT_PREFIX = "no_"
+
+AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
+
+
+class Separator:
+    """Separate songs into stems with a trained model: the user-facing API.
+
+    Inputs are converted at the edges: integer PCM to float, mono to the model's channels (and the
+    stems back to mono), any sample rate to the model's (and the stems back, cropped to the input's
+    exact length); inside, [`apply_model`] runs the overlap-add.
+
+    Example:
+
+    ```python
+    >>> from modeling_tfswa.separation import Separator
+    >>> separator = Separator.from_pretrained("path/to/model")  # or a Hub id
+    >>> stems = separator.separate("song.flac")  # {"vocals": (channels, samples) array, ...}
+    >>> karaoke = separator.separate(audio, sample_rate=48000, two_stems="vocals")
+    ```
+
+    Args:
+        model (`nn.Module`): a [`TFSWAUNet`] or any model [`apply_model`] accepts.
+        segment_seconds / overlap / shifts / batch_size / device / progress: options of
+            [`apply_model`].
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        segment_seconds: float | None = None,
+        overlap: float = 0.25,
+        shifts: int = 0,
+        batch_size: int = 4,
+        device: str | torch.device | None = None,
+        progress: bool = False,
+    ):
+        self.model = model.eval()
+        self.options = dict(
+            segment_seconds=segment_seconds,
+            overlap=overlap,
+            shifts=shifts,
+            batch_size=batch_size,
+            device=device,
+        )
+        self.progress = progress
+        if device is not None:
+            self.model.to(device)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        device: str | torch.device | None = None,
+        segment_seconds: float | None = None,
+        overlap: float = 0.25,
+        shifts: int = 0,
+        batch_size: int = 4,
+        progress: bool = False,
+        **from_pretrained_kwargs,
+    ) -> Separator:
+        """Load a model with `AutoModel.from_pretrained(name_or_path, **from_pretrained_kwargs)`
+        (a local folder written by `save_pretrained` or a Hub id, e.g. with `revision=`) and wrap
+        it; the other arguments are those of [`Separator`]."""
+        from transformers import AutoModel
+
+        import modeling_tfswa  # noqa: F401  (registers the model type with AutoConfig/AutoModel)
+
+        model = AutoModel.from_pretrained(str(name_or_path), **from_pretrained_kwargs)
+        return cls(
+            model,
+            segment_seconds=segment_seconds,
+            overlap=overlap,
+            shifts=shifts,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+        )
+
+    @property
+    def stems(self) -> list[str]:
+        """Names of the model's stems, in output order."""
+        return list(self.model.config.stems)
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate the model runs at (inputs at other rates are resampled)."""
+        return self.model.config.sample_rate
+
+    def separate(
+        self,
+        audio: AudioInput,
+        sample_rate: int | None = None,
+        *,
+        stems: Sequence[str] | None = None,
+        two_stems: str | None = None,
+    ) -> dict[str, np.ndarray] | dict[str, torch.Tensor]:
+        """Separate one track.
+
+        Args:
+            audio: a file path (read with soundfile), or an array / tensor of shape
+                `(channels, samples)` or `(samples,)` (mono), float or integer PCM.
+            sample_rate (`int`, *optional*): the array's sample rate in Hz (required for arrays,
+                taken from the file for paths).
+            stems (`Sequence[str]`, *optional*): return only these stems (default: all).
+            two_stems (`str`, *optional*): return this stem and its complement
+                `"no_<stem>"` = mixture - stem (so that the two add up to the input exactly).
+
+        Returns:
+            `dict` stem name -> waveform of the input's shape (`(channels, samples)` or
+            `(samples,)`) and sample rate, float32: `np.ndarray` for paths and arrays,
+            `torch.Tensor` (on the input's device) for tensors.
+
+        Raises:
+            AudioError: unreadable file, NaN/inf samples, empty input, unsupported channels.
+            ValueError: unknown stem names or a missing sample rate.
+        """
+        mixture, rate, name = self._read(audio, sample_rate)
+        result = self.separate_waveform(mixture, rate, name, stems=stems, two_stems=two_stems)
+        if isinstance(audio, torch.Tensor):
+            return result
+        return {stem: wave.numpy() for stem, wave in result.items()}
+
+    def separate_waveform(
+        self,
+        mixture: torch.Tensor,
+        sample_rate: int,
+        name: str = "input",
+        *,
+        stems: Sequence[str] | None = None,
+        two_stems: str | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """[`separate`] on a float tensor; errors name the input `name`.
+
+        Args:
+            mixture (`torch.Tensor` of shape `(channels, samples)` or `(samples,)`): float.
+            sample_rate (`int`): its sample rate in Hz.
+            name (`str`): what error messages call the input (e.g. its file).
+            stems / two_stems: as in [`separate`].
+
+        Returns:
+            `dict` stem name -> `torch.Tensor` of the mixture's shape, on its device.
+        """
+        wanted = self.output_stems(stems, two_stems)
+        squeeze = mixture.ndim == 1
+        if squeeze:
+            mixture = mixture[None]
+        if mixture.ndim != 2:
+            raise AudioError(
+                f"{name}: expected (channels, samples) or (samples,), got {tuple(mixture.shape)}"
+            )
+        channels, num_samples = mixture.shape
+        if channels > 16 and num_samples <= 16:
+            raise AudioError(
+                f"{name}: shape {tuple(mixture.shape)} looks like (samples, "
+                "channels); pass channels first (e.g. array.T)"
+            )
+        if num_samples == 0:
+            raise AudioError(f"{name}: no samples")
+        check_finite(mixture, name)
+        try:
+            model_input = match_channels(mixture.cpu(), self.model.config.audio_channels)
+        except AudioError as error:
+            raise AudioError(f"{name}: {error}") from error
+
+        model_input = resample(model_input, sample_rate, self.sample_rate)
+        separated = apply_model(
+            self.model, model_input.contiguous(), progress=self.progress, **self.options
+        )  # (S, C_model, T_model)
+        separated = fit_length(resample(separated, self.sample_rate, sample_rate), num_samples)
+        separated = restore_channels(separated, channels).to(mixture.device)  # (S, C, T)
+        by_name = dict(zip(self.stems, separated))
+        if two_stems is not None:
+            stem = by_name[two_stems]
+            by_name = {two_stems: stem, COMPLEMENT_PREFIX + two_stems: mixture - stem}
+        result = {stem: by_name[stem] for stem in wanted}
+        if squeeze:
+            result = {stem: wave[0] for stem, wave in result.items()}
+        return result
+
+    __call__ = separate
+
+    def output_stems(
+        self, stems: Sequence[str] | None = None, two_stems: str | None = None
+    ) -> list[str]:
+        """Names of the stems [`separate`] returns for these options, validated against the
+        model's stems."""
+        if two_stems is not None:
+            if stems is not None:
+                raise ValueError("pass either stems or two_stems, not both")
+            if two_stems not in self.stems:
+                raise ValueError(
+                    f"two_stems: unknown stem {two_stems!r}; the model separates {self.stems}"
+                )
+            return [two_stems, COMPLEMENT_PREFIX + two_stems]
+        if stems is None:
+            return self.stems
+        unknown = [stem for stem in stems if stem not in self.stems]
+        if unknown or not stems:
+            raise ValueError(
+                f"stems: unknown {unknown or 'empty list'}; the model separates {self.stems}"
+            )
+        return list(dict.fromkeys(stems))
+
+    @staticmethod
+    def _read(audio: AudioInput, sample_rate: int | None) -> tuple[torch.Tensor, int, str]:
+        """`(float32 waveform tensor, sample rate, name for errors)` of any accepted input."""
+        if isinstance(audio, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise ValueError("sample_rate is read from the file; do not pass it with a path")
+            waveform, rate = load_audio(audio)
+            return torch.from_numpy(waveform), rate, str(audio)
+        if not isinstance(audio, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"audio must be a path, numpy array or tensor, got {type(audio)}")
+        if sample_rate is None:
+            raise ValueError("sample_rate is required for array and tensor inputs")
+        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        return to_float(audio), int(sample_rate), "input"
+
+
+def separate(
+    audio: AudioInput,
+    *,
+    model: str | os.PathLike | nn.Module | Separator,
+    sample_rate: int | None = None,
+    stems: Sequence[str] | None = None,
+    two_stems: str | None = None,
+    **options,
+) -> dict[str, np.ndarray] | dict[str, torch.Tensor]:
+    """Separate one track in one call: `separate("song.flac", model="path/or/hub-id")`.
+
+    Args:
+        audio, sample_rate, stems, two_stems: as in [`Separator.separate`].
+        model: a [`Separator`], a model module, or a name / path for
+            [`Separator.from_pretrained`] (loaded on every call: keep a [`Separator`] to separate
+            many tracks).
+        options: [`Separator`] options (segment_seconds, overlap, shifts, batch_size, device,
+            progress).
+
+    Returns:
+        `dict` stem name -> waveform, as [`Separator.separate`].
+    """
+    if isinstance(model, Separator):
+        if options:
+            raise ValueError(f"options {sorted(options)} cannot change an existing Separator")
+        separator = model
+    elif isinstance(model, nn.Module):
+        separator = Separator(model, **options)
+    else:
+        separator = Separator.from_pretrained(model, **options)
+    return separator.separate(audio, sample_rate, stems=stems, two_stems=two_stems)
+
+
+@dataclass
+class FileSeparation:
+    """What [`separate_file`] wrote.
+
+    Args:
+        track (`str`): the track's name (the input file's name without extension).
+        paths (`list[Path]`): the stem files written.
+        clipping (`str`, *optional*): what was done about samples beyond full scale, if any.
+    """
+
+    track: str
+    paths: list[Path]
+    clipping: str | None = None
+
+
+def separate_file(
+    separator: Separator,
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    stems: Sequence[str] | None = None,
+    two_stems: str | None = None,
+    extension: str = ".wav",
+    subtype: str = "PCM_24",
+    clip: str | None = None,
+    overwrite: bool = False,
+) -> FileSeparation:
+    """Separate an audio file into `out_dir/<track>/<stem><extension>`, at the file's sample rate
+    and channel count.
+
+    Args:
+        separator ([`Separator`]): the model and its separation options.
+        path: the input file (WAV, FLAC, MP3, OGG, AIFF).
+        out_dir: the output root; `<track>` is the input's file name without extension.
+        stems / two_stems: as in [`Separator.separate`].
+        extension (`str`, *optional*, defaults to `".wav"`): output format.
+        subtype (`str`, *optional*, defaults to `"PCM_24"`): `"PCM_16"`, `"PCM_24"` or `"FLOAT"`.
+        clip (`str`, *optional*): `"rescale"`, `"clamp"` or `"none"` (see
+            [`modeling_tfswa.audio.prevent_clipping`]); defaults to `"rescale"` for PCM subtypes and
+            `"none"` for `"FLOAT"`, which stores values beyond full scale.
+        overwrite (`bool`, *optional*, defaults to `False`): replace existing stem files.
+
+    Raises:
+        AudioError: the input cannot be separated (missing, unreadable, empty, NaN/inf...).
+        FileExistsError: an output exists and `overwrite` is `False` (checked before separating).
+    """
+    path = Path(path)
+    folder = Path(out_dir) / path.stem
+    names = separator.output_stems(stems, two_stems)
+    existing = [str(folder / f"{name}{extension}") for name in names]
+    existing = [target for target in existing if os.path.exists(target)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{path}: {', '.join(existing)} exist(s); use --force to overwrite")
+    waveform, sample_rate = load_audio(path)
+    separated = separator.separate_waveform(
+        torch.from_numpy(waveform), sample_rate, str(path), stems=stems, two_stems=two_stems
+    )
+    separated = {stem: wave.numpy() for stem, wave in separated.items()}
+    if clip is None:
+        clip = "none" if subtype == "FLOAT" else "rescale"
+    separated, clipping = prevent_clipping(separated, clip)
+    paths = write_stems(
+        folder, separated, sample_rate, extension=extension, subtype=subtype, overwrite=overwrite
+    )
+    return FileSeparation(track=path.stem, paths=paths, clipping=clipping)
