@@ -306,7 +306,7 @@ def _clamp(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndar
 
 
 def _unchanged(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndarray], str]:
-    return stems, f"peak {peak:.3f} exceeds full scale (left as is)"
+    return stems, f"peak {peak:.3f} exceeds full scale, left as is"
 
 
 CLIP_MODES = {"rescale": _rescale, "clamp": _clamp, "none": _unchanged}

@@ -1,0 +1,143 @@
+"""`tfswa-separate`: split audio files into stems with a trained model.
+
+    tfswa-separate song.flac album/ --model path/or/hub-id --out separated --two-stems vocals
+
+writes `separated/<track>/<stem>.<ext>` per input file, at the input's sample rate and channel
+count. A bad input (missing, unreadable, empty, NaN/inf samples, unsupported format, existing
+outputs without `--force`) is reported and skipped; the others are still processed, and the exit
+status is 1 if any input failed. The work is done by `modeling_tfswa.separation.separate_file`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..audio import AUDIO_FORMATS, CLIP_MODES, SUBTYPES, AudioError, find_audio_files
+from ..separation import DEFAULT_SEGMENT_SECONDS, Separator, separate_file
+
+OUTPUT_FORMATS = ("wav", "flac")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfswa-separate",
+        description="Separate audio files into stems with a TFSWA-UNet model.",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help=f"audio files or folders of them ({', '.join(sorted(AUDIO_FORMATS))})",
+    )
+    parser.add_argument("--model", required=True, help="model folder (save_pretrained) or Hub id")
+    parser.add_argument("--revision", default=None, help="Hub revision of the model")
+    parser.add_argument("--out", type=Path, default=Path("separated"), help="output folder")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="wav", help="output format")
+    parser.add_argument("--subtype", choices=SUBTYPES, default="PCM_24", help="sample format")
+    stems = parser.add_mutually_exclusive_group()
+    stems.add_argument("--stems", nargs="+", default=None, help="write only these stems")
+    stems.add_argument(
+        "--two-stems",
+        default=None,
+        metavar="STEM",
+        help="write STEM and no_STEM (the mixture minus STEM)",
+    )
+    parser.add_argument(
+        "--clip",
+        choices=sorted(CLIP_MODES),
+        default=None,
+        help="samples beyond full scale: rescale all stems of a track by one gain, clamp, or "
+        "none (default: rescale for PCM, none for FLOAT)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite existing stem files")
+    group = parser.add_argument_group("separation (apply_model)")
+    group.add_argument(
+        "--segment",
+        type=float,
+        default=None,
+        help=f"segment length in seconds (default {DEFAULT_SEGMENT_SECONDS})",
+    )
+    group.add_argument("--overlap", type=float, default=0.25, help="segment overlap in [0, 1)")
+    group.add_argument("--shifts", type=int, default=0, help="random-shift test-time passes")
+    group.add_argument("--batch-size", type=int, default=4, help="segments per forward pass")
+    group.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.format == "flac" and args.subtype == "FLOAT":
+        parser.error("FLAC cannot store FLOAT samples; use --subtype PCM_16/PCM_24 or --format wav")
+    if not 0 <= args.overlap < 1:
+        parser.error(f"--overlap must be in [0, 1), got {args.overlap}")
+    for option in ("shifts", "batch_size"):
+        if getattr(args, option) < (0 if option == "shifts" else 1):
+            parser.error(f"--{option.replace('_', '-')} is out of range")
+    if args.segment is not None and args.segment <= 0:
+        parser.error(f"--segment must be > 0, got {args.segment}")
+
+    try:
+        separator = Separator.from_pretrained(
+            args.model,
+            device=args.device,
+            segment_seconds=args.segment,
+            overlap=args.overlap,
+            shifts=args.shifts,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            revision=args.revision,
+        )
+    except (OSError, ValueError) as error:
+        print(f"error: cannot load model {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    try:
+        separator.output_stems(args.stems, args.two_stems)
+    except ValueError as error:
+        parser.error(str(error))
+
+    failures: list[str] = []
+    tracks: dict[str, Path] = {}
+    files = find_audio_files(args.inputs)
+    for path, problem in tqdm(files, unit="file", disable=args.no_progress):
+        try:
+            if problem is not None:
+                raise problem
+            if path.stem in tracks:
+                raise AudioError(
+                    f"{path}: track name {path.stem!r} already used by {tracks[path.stem]}"
+                )
+            tracks[path.stem] = path
+            result = separate_file(
+                separator,
+                path,
+                args.out,
+                stems=args.stems,
+                two_stems=args.two_stems,
+                extension=f".{args.format}",
+                subtype=args.subtype,
+                clip=args.clip,
+                overwrite=args.force,
+            )
+        except (AudioError, OSError) as error:
+            failures.append(str(error))
+            tqdm.write(f"error: {error}", file=sys.stderr)
+            continue
+        note = f" ({result.clipping})" if result.clipping else ""
+        tqdm.write(f"{path} -> {result.paths[0].parent}/{note}")
+    if failures:
+        print(f"{len(failures)} of {len(files)} input(s) failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
