@@ -41,18 +41,21 @@ class DataConfig:
 
     Attributes:
         source: `"synthetic"` (the project's generated MUSDB18-HQ-layout songs, created in `root`
-            on first use) or `"musdb18hq"` (a MUSDB18-HQ folder at `root`).
+            on first use) or `"musdb18hq"` (a MUSDB18-HQ folder at `root`); the registry is
+            `modeling_tfswa.training.data.DATASET_ROOTS`.
         root: dataset folder.
         stem_set: how the dataset composes the model's stems: `"vocals-accompaniment"`,
             `"4stems"`, or a mapping `{stem: [source stems]}`. Its stem names must equal
             `model.stems` (checked at start-up).
         cache_dir: `datasets` cache folder (None: the library default).
-        synthetic_num_songs: songs of a generated synthetic dataset (all splits together).
+        synthetic_train_songs, synthetic_validation_songs, synthetic_test_songs: songs per split
+            of a generated synthetic dataset (the demo mixture is the first test song).
         synthetic_seconds: length of each generated synthetic song.
+        synthetic_seed: seed of the synthetic songs.
         segment_seconds: length of a training segment.
         samples_per_epoch: training segments drawn per epoch (segments are random: any number works).
         batch_size: training segments per batch and process.
-        remix_probability: probability that a training example mixes stems of different songs.
+        remix: draw each stem of a training example from its own song and offset (Demucs-style).
         validation_segment_seconds: length of the sequential validation segments.
         validation_overlap: overlap of consecutive validation segments, as a fraction.
         validation_batch_size: validation segments per batch and process.
@@ -64,12 +67,15 @@ class DataConfig:
     root: str = "data/synthetic"
     stem_set: Any = "4stems"
     cache_dir: str | None = None
-    synthetic_num_songs: int = 24
-    synthetic_seconds: float = 12.0
+    synthetic_train_songs: int = 12
+    synthetic_validation_songs: int = 3
+    synthetic_test_songs: int = 1
+    synthetic_seconds: float = 10.0
+    synthetic_seed: int = 0
     segment_seconds: float = 6.0
     samples_per_epoch: int = 4000
     batch_size: int = 4
-    remix_probability: float = 0.5
+    remix: bool = True
     validation_segment_seconds: float = 6.0
     validation_overlap: float = 0.0
     validation_batch_size: int = 4
@@ -234,8 +240,10 @@ class TrainingConfig:
         if self.push_to_hub and not self.hub_model_id:
             fail("hub_model_id", "is required with push_to_hub (e.g. --hub_model_id user/name)")
         data = self.data
-        if data.source not in DATA_SOURCES:
-            fail("data.source", f"must be one of {sorted(DATA_SOURCES)}, got {data.source!r}")
+        from .data import DATASET_ROOTS  # the one registry of sources
+
+        if data.source not in DATASET_ROOTS:
+            fail("data.source", f"must be one of {sorted(DATASET_ROOTS)}, got {data.source!r}")
         for key in ("segment_seconds", "validation_segment_seconds", "synthetic_seconds"):
             if getattr(data, key) <= 0:
                 fail(f"data.{key}", f"must be positive, got {getattr(data, key)}")
@@ -271,10 +279,6 @@ class TrainingConfig:
         if aug.mixup_alpha <= 0:
             fail("augment.mixup_alpha", f"must be positive, got {aug.mixup_alpha}")
         return self
-
-
-#: The dataset sources [`DataConfig.source`] accepts (the builders live in `modeling_tfswa.training.data`).
-DATA_SOURCES = ("synthetic", "musdb18hq")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ Trained for {step} optimizer steps.
 |---|---|---|
 {rows}
 
-Validation SDRs are global SDRs of validation segments averaged over segments, a quick training
+Validation SDRs are global SDRs of validation segments, median over segments, a quick training
 signal; use `modeling_tfswa.evaluation` (museval, MUSDB18 protocol) for publishable numbers.
 """
     (folder / "README.md").write_text(text)
@@ -268,9 +268,10 @@ def evaluate(
     """Loss and SDR per stem on validation segments, gathered over processes.
 
     Each batch is `{"mixture": (B, C, T), "stems": (B, S, C, T)}`. SDR is the global SDR of each
-    segment and stem (`modeling_tfswa.metrics.sdr`), averaged over the segments whose reference is
-    not silent; `sdr_mixture/<stem>` is the same for the unprocessed mixture and `sdr_gain/<stem>`
-    the average improvement over it.
+    segment and stem (`modeling_tfswa.metrics.sdr`), then the median over the segments whose
+    reference is not silent (museval-like: medians resist the near-infinite SDRs of segments where
+    the other stems are silent); `sdr_mixture/<stem>` is the same for the unprocessed mixture and
+    `sdr_gain/<stem>` the median per-segment improvement over it. `sdr` is the mean over stems.
     """
     was_training = model.training
     model.eval()
@@ -296,14 +297,14 @@ def evaluate(
     score, baseline, audible = torch.cat(scores), torch.cat(baselines), torch.cat(active)
     metrics = {"loss": loss.mean().item(), "segments": float(len(loss))}
 
-    def audible_mean(values: torch.Tensor, keep: torch.Tensor) -> float:
-        return values[keep].mean().item() if keep.any() else math.nan
+    def audible_median(values: torch.Tensor, keep: torch.Tensor) -> float:
+        return values[keep].median().item() if keep.any() else math.nan
 
     for s, stem in enumerate(stems):
         keep = audible[:, s]
-        metrics[f"sdr/{stem}"] = audible_mean(score[:, s], keep)
-        metrics[f"sdr_mixture/{stem}"] = audible_mean(baseline[:, s], keep)
-        metrics[f"sdr_gain/{stem}"] = audible_mean(score[:, s] - baseline[:, s], keep)
+        metrics[f"sdr/{stem}"] = audible_median(score[:, s], keep)
+        metrics[f"sdr_mixture/{stem}"] = audible_median(baseline[:, s], keep)
+        metrics[f"sdr_gain/{stem}"] = audible_median(score[:, s] - baseline[:, s], keep)
     metrics["sdr"] = float(np.nanmean([metrics[f"sdr/{stem}"] for stem in stems]))
     return metrics
 
