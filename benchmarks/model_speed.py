@@ -22,6 +22,7 @@ STEM_SETS = {"2stems": ["vocals", "accompaniment"], "4stems": ["vocals", "drums"
 def measure(stem_set: str, seconds: float, repeats: int) -> dict:
     """Forward-only cost of the default config with the given stems, in this process."""
     import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     from modeling_tfswa import TFSWAConfig, TFSWAUNet
@@ -33,7 +34,9 @@ def measure(stem_set: str, seconds: float, repeats: int) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with torch.inference_mode():
         counter = FlopCounterMode(display=False)
-        with counter:
+        # The math backend decomposes attention into counted matmuls (the fused CPU kernel has no
+        # FLOP formula, so it would count as free).
+        with counter, sdpa_kernel(SDPBackend.MATH):
             model(mixture)
         model(mixture)  # warm-up
         times = []
