@@ -557,3 +557,28 @@ def load_stem_dataset(
     if splits is not None:
         dsd = datasets.DatasetDict({s: dsd[s] for s in splits})
     return dsd
+
+
+def save_stem_dataset(dsd: datasets.DatasetDict, path: str | os.PathLike) -> Path:
+    """``save_to_disk`` into a temp sibling folder, then rename: ``path`` is never half-written.
+
+    An existing ``path`` is replaced only once the new copy is complete.
+    """
+    path = Path(path).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        dsd.save_to_disk(str(tmp))
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

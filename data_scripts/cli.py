@@ -1,0 +1,151 @@
+"""``tfswa-data``: generate the synthetic set, prepare (materialise) a stem set, push it to the Hub.
+
+Examples::
+
+    tfswa-data generate data/synthetic --num-train 40 --seconds 30
+    tfswa-data prepare data/musdb18hq --stem-set 4stems --save-to-disk data/musdb-4stems
+    tfswa-data prepare data/musdb18 --stem-set "vocals=vocals,rhythm=drums+bass,other=other"
+    tfswa-data push data/musdb18hq me/musdb18-stems --stem-set vocals-accompaniment
+
+Stem sets: a preset (vocals-accompaniment, 4stems), ``name=src+src,...`` or a JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from data_scripts.musdb import (
+    STEM_SETS,
+    StemDatasetError,
+    load_stem_dataset,
+    resolve_stem_set,
+    save_stem_dataset,
+)
+
+
+def parse_stem_set(text: str) -> str | dict[str, list[str]]:
+    """Preset name, ``"vocals=vocals,rhythm=drums+bass"`` or a JSON object -> stem set."""
+    text = text.strip()
+    if text in STEM_SETS:
+        return text
+    if text.startswith("{"):
+        try:
+            grouping = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise StemDatasetError(f"--stem-set: invalid JSON {text!r}: {err}") from err
+    elif "=" in text:
+        grouping = {}
+        for part in text.split(","):
+            stem, _, sources = part.partition("=")
+            if not stem.strip() or not sources.strip():
+                raise StemDatasetError(f"--stem-set: expected name=src+src, got {part!r}")
+            grouping[stem.strip()] = [s.strip() for s in sources.split("+")]
+    else:
+        return text  # an unknown preset name: resolve_stem_set names the presets in its error
+    resolve_stem_set(grouping)
+    return grouping
+
+
+def _add_tree_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", help="dataset root (train/, test/, optional validation/)")
+    p.add_argument(
+        "--stem-set",
+        default="vocals-accompaniment",
+        help="preset, name=src+src,... or JSON (default: vocals-accompaniment)",
+    )
+    p.add_argument("--cache-dir", default=None, help="datasets cache folder")
+    p.add_argument("--num-proc", type=int, default=None, help="materialisation processes")
+    p.add_argument(
+        "--validation-tracks",
+        default=None,
+        help="text file with one validation track name per line (default: MUSDB18's)",
+    )
+
+
+def _load_kwargs(args) -> dict:
+    kwargs = {
+        "stem_set": parse_stem_set(args.stem_set),
+        "cache_dir": args.cache_dir,
+        "num_proc": args.num_proc,
+    }
+    if args.validation_tracks:
+        with open(args.validation_tracks) as f:
+            kwargs["validation_tracks"] = [line.strip() for line in f if line.strip()]
+    return kwargs
+
+
+def _generate(args) -> None:
+    from data_scripts.synthetic import ensure_synthetic_dataset
+
+    root = ensure_synthetic_dataset(
+        args.root, args.num_train, args.num_validation, args.num_test, args.seconds, args.seed
+    )
+    print(f"synthetic dataset ready at {root}")
+
+
+def _prepare(args) -> None:
+    dsd = load_stem_dataset(args.root, **_load_kwargs(args))
+    for split, ds in dsd.items():
+        hours = sum(ds["num_samples"]) / ds["sample_rate"][0] / 3600
+        print(f"{split}: {len(ds)} tracks, {hours:.2f} h, columns {ds.column_names}")
+    if args.save_to_disk:
+        print(f"saved to {save_stem_dataset(dsd, args.save_to_disk)}")
+
+
+def _push(args) -> None:
+    from data_scripts.sharing import push_stem_dataset
+
+    name = push_stem_dataset(
+        args.root, repo_id=args.repo_id, private=not args.public, token=args.token,
+        max_shard_size=args.max_shard_size, **_load_kwargs(args),
+    )  # fmt: skip
+    print(f"pushed {name!r}: datasets.load_dataset({args.repo_id!r}, {name!r})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfswa-data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write the synthetic multitrack set (idempotent)")
+    g.add_argument("root")
+    g.add_argument("--num-train", type=int, default=8)
+    g.add_argument("--num-validation", type=int, default=2)
+    g.add_argument("--num-test", type=int, default=2)
+    g.add_argument("--seconds", type=float, default=10.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_generate)
+
+    p = sub.add_parser("prepare", help="materialise a stem set into the datasets cache")
+    _add_tree_args(p)
+    p.add_argument("--save-to-disk", default=None, help="also save_to_disk here (atomically)")
+    p.set_defaults(func=_prepare)
+
+    h = sub.add_parser("push", help="materialise a stem set and push it to the Hub as Parquet")
+    _add_tree_args(h)
+    h.add_argument("repo_id", help="user/name of the dataset repo")
+    h.add_argument(
+        "--public",
+        action="store_true",
+        help="create a public repo (MUSDB18 is academic-use only: keep it private)",
+    )
+    h.add_argument("--token", default=None)
+    h.add_argument("--max-shard-size", default="500MB")
+    h.set_defaults(func=_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        args.func(args)
+    except StemDatasetError as err:
+        print(f"tfswa-data: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
