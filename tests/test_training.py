@@ -161,3 +161,35 @@ def test_command_line_trains_on_synthetic_data_and_writes_the_demo(tmp_path, cap
     vocals, _ = sf.read(demo / "vocals.wav")
     assert rate == 44100 and vocals.shape == mixture.shape == (int(1.5 * 44100), 2)
     assert "Validation SDR (dB): vocals" in capsys.readouterr().out
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps process-wide state; a different mixed precision needs a fresh one."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def test_gradient_checkpointing_gives_the_same_training(tmp_path, fresh_accelerate_state):
+    data = dict(train_dataset=ToyStems(length=4), validation_dataset=ToyStems(length=2))
+    runs = {}
+    for checkpointing in (False, True):
+        config = tiny_config(
+            tmp_path / str(checkpointing), max_steps=2, gradient_checkpointing=checkpointing
+        )
+        runs[checkpointing] = train(config, **data)
+    plain, checkpointed = (weights(runs[k].output_dir / "last") for k in (False, True))
+    for key in plain:
+        torch.testing.assert_close(plain[key], checkpointed[key], rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_trains(tmp_path, fresh_accelerate_state):
+    config = tiny_config(tmp_path, max_steps=2, mixed_precision="bf16")
+    result = train(config, train_dataset=ToyStems(length=4), validation_dataset=ToyStems(length=2))
+    assert result.step == 2 and all(math.isfinite(loss) for _, loss in result.losses)
+    assert math.isfinite(result.validation["sdr/vocals"])

@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None, default_config: str | Path | None = None
     from .demo import separate_demo
     from .trainer import train
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("modeling_tfswa").setLevel(logging.INFO)
     argv = sys.argv[1:] if argv is None else argv
     config = config_from_argv(argv, default_config=default_config)
     result = train(config)

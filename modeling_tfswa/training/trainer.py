@@ -208,10 +208,8 @@ def plot_history(history: list[dict], stems: list[str], path: Path) -> None:
     steps = [h["step"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for stem in stems:
-        left.plot(steps, [h[f"sdr/{stem}"] for h in history], marker="o", label=stem)
-    if history and "sdr_mixture/" + stems[0] in history[0]:
-        for stem in stems:
-            left.axhline(history[0][f"sdr_mixture/{stem}"], ls=":", lw=1, color="gray")
+        (line,) = left.plot(steps, [h[f"sdr/{stem}"] for h in history], marker="o", label=stem)
+        left.axhline(history[-1][f"sdr_mixture/{stem}"], ls=":", lw=1, color=line.get_color())
     left.set(xlabel="step", ylabel="SDR (dB)", title="validation SDR (dotted: mixture)")
     left.legend()
     right.plot(steps, [h["loss"] for h in history], marker="o", color="black")
