@@ -1,0 +1,275 @@
+"""Full-track separation cost on CPU: TFSWA-UNet vs HTDemucs and Open-Unmix, and memory vs length.
+
+    python benchmarks/separation_speed.py [--seconds 20] [--rounds 2] [--long-minutes 10]
+
+Speed: seconds of compute per minute of audio for the default 4-stem TFSWA-UNet and, with random
+weights, the HTDemucs architecture (as the released `htdemucs`: dconv_mode 3, bottom_channels 512,
+5 cross-transformer layers, 42M parameters) and the Open-Unmix `umxhq` architecture (4 targets,
+hidden size 512, 16 kHz bandwidth, one Wiener iteration). All three run through the same
+`modeling_tfswa.separation.apply_model` chunking (6-s segments, 25% overlap, 4 segments per
+batch), on `--seconds` of audio (scaled to a minute; the cost is linear in length because every
+segment costs the same; 9 s hold two segments, the same segments per second as a long track),
+2 threads, best of `--rounds` interleaved rounds, in this one process so
+that the ratios compare like with like.
+
+Memory: peak resident memory (the kernel's VmHWM, reset once the model and mixture exist) of a
+fresh process separating a 30-s and a `--long-minutes` track with TFSWA-UNet (and a 30-s track in
+one forward pass, without chunking, for comparison). The output buffer (stems x channels x samples
+float32) necessarily grows with the track; the working memory beyond it should not. To keep the
+run short, the long track's chunks go through the real model for the first `--real-batches`
+forward batches and through a zero-cost stand-in after that (working memory is steady from the
+first batch on; the segment views, copies and overlap-add over the whole track stay real), so its
+memory is measured, its speed is not.
+
+Why a torchaudio stand-in: `openunmix` imports torchaudio at module level (its STFT module and its
+file utilities), but the model classes used here never call it; torchaudio has no build for this
+torch, so an empty module is put in `sys.modules` of this process only, before importing openunmix.
+Requires `pip install demucs openunmix einops julius --no-deps`. Prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import types
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from modeling_tfswa import TFSWAConfig, TFSWAUNet
+from modeling_tfswa.separation import apply_model
+
+SAMPLE_RATE = 44100
+STEMS = ["drums", "bass", "other", "vocals"]
+CHUNKING = dict(segment_seconds=6.0, overlap=0.25, batch_size=4)
+
+
+class WaveformSeparator(nn.Module):
+    """Adapts a baseline (`net(mixture (B, C, T)) -> (B, S, C, T)`) to `apply_model`'s interface."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.config = SimpleNamespace(stems=STEMS, sample_rate=SAMPLE_RATE, audio_channels=2)
+
+    def forward(self, input_values: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(waveforms=self.net(input_values))
+
+
+def build_tfswa() -> nn.Module:
+    return TFSWAUNet(TFSWAConfig(stems=STEMS))
+
+
+def build_htdemucs() -> nn.Module:
+    from demucs.htdemucs import HTDemucs
+
+    net = HTDemucs(
+        STEMS, dconv_mode=3, bottom_channels=512, t_layers=5, segment=CHUNKING["segment_seconds"]
+    )
+    return WaveformSeparator(net)
+
+
+def build_umxhq() -> nn.Module:
+    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))  # see module docstring
+    from openunmix.model import OpenUnmix, Separator
+    from openunmix.utils import bandwidth_to_max_bin
+
+    max_bin = int(bandwidth_to_max_bin(SAMPLE_RATE, 4096, 16000))
+    targets = {
+        stem: OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, max_bin=max_bin)
+        for stem in STEMS
+    }
+    net = Separator(
+        targets, niter=1, residual=False, n_fft=4096, n_hop=1024, nb_channels=2, wiener_win_len=300
+    )
+    return WaveformSeparator(net)
+
+
+BUILDERS = {"tfswa_unet": build_tfswa, "htdemucs": build_htdemucs, "umxhq": build_umxhq}
+
+
+def measure_speed(seconds: float, rounds: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    mixture = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE))
+    models, results = {}, {}
+    for name, build in BUILDERS.items():
+        try:
+            models[name] = build().eval()
+        except Exception as error:  # a baseline that cannot be built is reported, not faked
+            results[name] = {"error": f"{type(error).__name__}: {error}"}
+            continue
+        parameters = sum(p.numel() for p in models[name].parameters())
+        results[name] = {"parameters_millions": round(parameters / 1e6, 2), "times_s": []}
+        apply_model(models[name], mixture[:, : 2 * SAMPLE_RATE], **CHUNKING)  # warm-up
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            apply_model(model, mixture, **CHUNKING)
+            results[name]["times_s"].append(round(time.perf_counter() - start, 3))
+    for name in models:
+        best = min(results[name]["times_s"])
+        results[name]["seconds_per_minute"] = round(best / seconds * 60, 2)
+    if "tfswa_unet" in models:
+        reference = results["tfswa_unet"]["seconds_per_minute"]
+        for name in models:
+            results[name]["ratio_to_tfswa_unet"] = round(
+                results[name]["seconds_per_minute"] / reference, 2
+            )
+    return results
+
+
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: current, VmHWM: peak since the last reset)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+class StandIn(nn.Module):
+    """The real model for its first `real_batches` calls, then zeros of the same shape.
+
+    Working memory is steady from the first batch on (one batch of segments in flight, the same
+    output buffer), so the long-track memory case runs the real model on a few batches only and
+    keeps the rest of the run (segment views, copies, overlap-add over the whole track) real.
+    """
+
+    def __init__(self, model: nn.Module, real_batches: int):
+        super().__init__()
+        self.model, self.config, self.real_batches, self.calls = (
+            model,
+            model.config,
+            real_batches,
+            0,
+        )
+
+    def forward(self, input_values: torch.Tensor) -> SimpleNamespace:
+        self.calls += 1
+        if self.calls <= self.real_batches:
+            return self.model(input_values)
+        batch, channels, length = input_values.shape
+        shape = (batch, len(self.config.stems), channels, length)
+        return SimpleNamespace(waveforms=torch.zeros(shape))
+
+
+def memory_worker(seconds: float, chunked: bool, real_batches: int, threads: int) -> dict:
+    """Run in a fresh process: peak RSS while separating `seconds` of audio with TFSWA-UNet.
+
+    `ru_maxrss` would report the parent's peak (Linux keeps it across fork + exec), so the peak is
+    the kernel's VmHWM of this process, reset (`/proc/self/clear_refs` 5) after the model and the
+    mixture exist.
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_tfswa().eval()
+    mixture = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE))
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # reset VmHWM to the current RSS
+    baseline_mb = _status_mb("VmRSS")
+    start = time.perf_counter()
+    if chunked:
+        runner = StandIn(model, real_batches)
+        stems = apply_model(runner, mixture, **CHUNKING)
+        batches = runner.calls
+    else:
+        with torch.inference_mode():
+            stems = model(mixture[None]).waveforms[0]
+        batches = real_batches = 1
+    elapsed = time.perf_counter() - start
+    peak_mb = _status_mb("VmHWM")
+    output_mb = stems.numel() * stems.element_size() / 2**20
+    result = {
+        "audio_seconds": seconds,
+        "chunked": chunked,
+        "forward_batches": batches,
+        "real_model_batches": min(real_batches, batches),
+        "baseline_rss_mb": round(baseline_mb),
+        "peak_rss_mb": round(peak_mb),
+        "output_buffer_mb": round(output_mb),
+        "working_mb": round(peak_mb - baseline_mb - output_mb),  # beyond model, input, output
+    }
+    if real_batches >= batches:
+        result["seconds_per_minute"] = round(elapsed / seconds * 60, 2)
+    return result
+
+
+def measure_memory(cases: list[tuple[float, bool]], real_batches: int, threads: int) -> list[dict]:
+    results = []
+    for seconds, chunked in cases:
+        command = [sys.executable, __file__, "--memory-worker", str(seconds), str(int(chunked))]
+        command += ["--threads", str(threads), "--real-batches", str(real_batches)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            results.append({"audio_seconds": seconds, "chunked": chunked, "error": tail[0]})
+        else:
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=9.0,
+        help="audio per speed measurement (9 s: two segments, as many per second as a long track)",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best kept)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--short-seconds", type=float, default=30.0)
+    parser.add_argument("--long-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--real-batches",
+        type=int,
+        default=4,
+        help="memory cases: forward batches run by the real model before the zero stand-in",
+    )
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-worker", nargs=2, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker is not None:
+        seconds, chunked = float(args.memory_worker[0]), bool(int(args.memory_worker[1]))
+        print(json.dumps(memory_worker(seconds, chunked, args.real_batches, args.threads)))
+        return
+
+    speed = measure_speed(args.seconds, args.rounds, args.threads)
+    print(json.dumps(speed), file=sys.stderr)
+    memory = []
+    if not args.skip_memory:
+        cases = [
+            (args.short_seconds, True),
+            (args.long_minutes * 60, True),
+            (args.short_seconds, False),
+        ]
+        memory = measure_memory(cases, args.real_batches, args.threads)
+    summary = {
+        "benchmark": "separation_speed",
+        "device": "cpu",
+        "threads": args.threads,
+        "chunking": CHUNKING,
+        "speed_audio_seconds": args.seconds,
+        "speed": speed,
+        "memory": memory,
+    }
+    chunked = [m for m in memory if m.get("chunked") and "error" not in m]
+    if len(chunked) == 2:
+        short, long = chunked
+        summary["long_vs_short"] = {
+            "audio_ratio": round(long["audio_seconds"] / short["audio_seconds"], 1),
+            "peak_rss_ratio": round(long["peak_rss_mb"] / short["peak_rss_mb"], 2),
+            "output_buffer_mb": [short["output_buffer_mb"], long["output_buffer_mb"]],
+            "working_mb": [short["working_mb"], long["working_mb"]],
+        }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
