@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -359,7 +360,10 @@ def read_track(track: TrackSource, sources: Sequence[str]) -> dict[str, np.ndarr
     """
     names = [MIXTURE, *sources]
     if track.is_stem_mp4:
-        audio = {n: decode_stem_mp4(track.path, STEM_MP4_STREAMS[n]) for n in names}
+        # One ffmpeg per stream, run side by side (each is single-threaded AAC decoding).
+        with ThreadPoolExecutor(len(names)) as pool:
+            decoded = pool.map(lambda n: decode_stem_mp4(track.path, STEM_MP4_STREAMS[n]), names)
+            audio = dict(zip(names, decoded))
     else:
         audio = {
             n: sf.read(str(track.path / f"{n}.wav"), dtype="float32", always_2d=True)[0]

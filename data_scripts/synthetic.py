@@ -123,29 +123,55 @@ def _adsr(n: int, attack: float, decay: float, sustain: float, release: float) -
     return env * rel
 
 
+def _sin_multiples(phase: np.ndarray):
+    """Yield sin(k * phase) for k = 1, 2, ... by the Chebyshev recurrence.
+
+    sin((k+1)x) = 2 cos(x) sin(kx) - sin((k-1)x): one multiply-add per harmonic instead of a
+    sine evaluation, ~4x faster for the tens of partials every note needs.
+    """
+    prev = np.zeros_like(phase)
+    cur = np.sin(phase)
+    twice_cos = 2.0 * np.cos(phase)
+    while True:
+        yield cur
+        prev, cur = cur, twice_cos * cur - prev
+
+
 def _harmonic_tone(
     freq, n: int, weights: np.ndarray, rng: np.random.Generator, decay_per_k: float = 0.0
 ) -> np.ndarray:
-    """Additive tone: sum_k w_k sin(2 pi k f t + phi_k) with harmonics above 0.45 sr dropped.
+    """Additive tone: sum_k w_k sin(k (2 pi f t + phi)), harmonics above 0.45 sr dropped.
 
     freq: scalar Hz, or (n,) instantaneous frequency. Returns (n,).
     decay_per_k: extra exponential decay rate (1/s) per harmonic index (plucks: highs die first).
     """
     t = np.arange(n) / SAMPLE_RATE
+    start = rng.uniform(0, 2 * np.pi)
     if np.ndim(freq) == 0:
-        phase = 2 * np.pi * float(freq) * t
+        phase = 2 * np.pi * float(freq) * t + start
         fmax = float(freq)
     else:
-        phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
+        phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE + start
         fmax = float(np.max(freq))
+    if not decay_per_k and np.ndim(freq) == 0:
+        # Steady spectrum: one period as a wavetable, read at the phase (one interp, any K).
+        grid = np.linspace(0, 2 * np.pi, 2049)
+        table = np.zeros_like(grid)
+        for k, (w, partial) in enumerate(zip(weights, _sin_multiples(grid)), start=1):
+            if k * fmax > 0.45 * SAMPLE_RATE:
+                break
+            table += w * partial
+        return np.interp(phase, grid, table, period=2 * np.pi)
     out = np.zeros(n)
-    for k, w in enumerate(weights, start=1):
-        if k * fmax > 0.45 * SAMPLE_RATE or w == 0:
+    decay = np.exp(-decay_per_k * t) if decay_per_k else None
+    envelope = np.ones(n) if decay_per_k else None
+    for k, (w, partial) in enumerate(zip(weights, _sin_multiples(phase)), start=1):
+        if k * fmax > 0.45 * SAMPLE_RATE:
             break
-        partial = np.sin(k * phase + rng.uniform(0, 2 * np.pi))
-        if decay_per_k:
-            partial *= np.exp(-decay_per_k * (k - 1) * t)
-        out += w * partial
+        if w:
+            out += w * partial if envelope is None else w * partial * envelope
+        if envelope is not None:
+            envelope *= decay
     return out
 
 
@@ -450,14 +476,14 @@ def render_vocals(plan: SongPlan, rng: np.random.Generator) -> np.ndarray:
         f0_ctrl = f0[::hop][: ctrl_t.size]
         phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
         voice = np.zeros(m)
-        for k in range(1, 60):
+        ctrl_pos, pos = np.arange(ctrl_t.size) * hop, np.arange(m)
+        for k, partial in zip(range(1, 60), _sin_multiples(phase)):
             fk = k * f0_ctrl  # (n_ctrl,)
             if fk.min() > 0.45 * SAMPLE_RATE:
                 break
             resonance = (_FORMANT_GAIN / (1 + ((fk[:, None] - formants) / _FORMANT_BW) ** 2)).sum(1)
             amp_ctrl = resonance * k**-tilt * (fk < 0.45 * SAMPLE_RATE)
-            amp = np.interp(np.arange(m), np.arange(ctrl_t.size) * hop, amp_ctrl)
-            voice += amp * np.sin(k * phase)
+            voice += np.interp(pos, ctrl_pos, amp_ctrl) * partial
         # Note-level envelope: soft onsets, short gaps between detached notes, phrase fade-out.
         env = np.clip(since_onset / 0.04, 0, 1) * np.clip((phrase_end - t) / 0.12, 0, 1)
         breath = signal.lfilter([0.05], [1, -0.95], rng.standard_normal(m)) * 0.02
