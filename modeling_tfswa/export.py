@@ -30,6 +30,10 @@ from torch import nn
 
 from .modeling_tfswa import TFSWAUNet
 
+#: Oldest ONNX opset the export supports: the torch.export-based exporter writes opset-18 functions,
+#: and onnx's down-conversion fails on this model's reductions (measured with opset 17).
+MIN_ONNX_OPSET = 18
+
 
 class ExportVerificationError(RuntimeError):
     """The exported program's outputs differ from PyTorch's by more than the tolerance."""
@@ -192,9 +196,10 @@ def export_onnx(
     sample rate and STFT parameters are stored as metadata properties ([`model_metadata`]).
 
     Args:
-        model ([`TFSWAUNet`]): the model; exported in eval mode on CPU, float32.
+        model ([`TFSWAUNet`]): the model; moved to CPU float32 and eval mode, in place.
         path (`str` or `os.PathLike`): the `.onnx` file to write.
-        opset (`int`, *optional*): ONNX opset; the exporter's default when `None`.
+        opset (`int`, *optional*): ONNX opset, at least [`MIN_ONNX_OPSET`]; the exporter's
+            default (20 with torch 2.13) when `None`.
         seconds (`float`): length of the example input.
         atol (`float`): largest accepted absolute difference from PyTorch.
 
@@ -204,6 +209,8 @@ def export_onnx(
     import onnx
     import onnxruntime
 
+    if opset is not None and opset < MIN_ONNX_OPSET:
+        raise ValueError(f"opset must be at least {MIN_ONNX_OPSET}, got {opset}")
     model = model.to("cpu", torch.float32).eval()
     estimator = model.mask_estimator
     generator = torch.Generator().manual_seed(0)
@@ -273,7 +280,7 @@ def export_torchscript(
     (`torch.jit.load(path, _extra_files={"config.json": ""})`).
 
     Args:
-        model ([`TFSWAUNet`]): the model; exported in eval mode on CPU, float32.
+        model ([`TFSWAUNet`]): the model; moved to CPU float32 and eval mode, in place.
         path (`str` or `os.PathLike`): the `.pt` file to write.
         seconds (`float`): length of the example input.
         atol (`float`): largest accepted absolute difference from PyTorch.
@@ -324,6 +331,7 @@ def export_model(model: TFSWAUNet, format: str, path: str | os.PathLike, **kwarg
 
 __all__ = [
     "EXPORTERS",
+    "MIN_ONNX_OPSET",
     "ExportResult",
     "ExportVerificationError",
     "TFSWAWaveformSeparator",

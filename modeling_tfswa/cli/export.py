@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model name on the Hub or local folder")
     parser.add_argument("--format", required=True, choices=sorted(EXPORTERS))
     parser.add_argument("--out", required=True, type=Path, help="file to write")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (onnx only)")
+    parser.add_argument(
+        "--opset", type=int, default=None, help="ONNX opset, >= 18 (onnx only; default 20)"
+    )
     parser.add_argument(
         "--seconds", type=float, default=4.0, help="length of the example input (default 4)"
     )
