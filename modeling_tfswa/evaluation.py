@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from data_scripts.musdb import STEM_SETS
+
 from .configuration_tfswa import TFSWAConfig
 from .metrics import csdr, framewise_sdr, median_over_frames, median_over_tracks, sdr
 from .separation import apply_model
@@ -325,30 +327,23 @@ def load_separator(
     return ModelSeparator(model=model, name=name_or_path, **separation_options)
 
 
-#: Source stems of the stem names MUSDB18 tables use; other names need an explicit stem set.
-MUSDB_STEM_SOURCES = {
-    "vocals": ["vocals"],
-    "drums": ["drums"],
-    "bass": ["bass"],
-    "other": ["other"],
-    "accompaniment": ["drums", "bass", "other"],
-}
-
-
 def stem_set_for(stems: Sequence[str]) -> str | dict[str, list[str]]:
-    """The `data_scripts.musdb` stem set that provides references for these stems: the named sets
-    when they match, else a `{stem: [sources]}` dict."""
-    if list(stems) == ["vocals", "accompaniment"]:
-        return "vocals-accompaniment"
-    if sorted(stems) == ["bass", "drums", "other", "vocals"]:
-        return "4stems"
-    unknown = [stem for stem in stems if stem not in MUSDB_STEM_SOURCES]
+    """The `data_scripts.musdb` stem set that provides references for these stems: a named set
+    (`STEM_SETS`) with exactly these stems, else a `{stem: [sources]}` grouping of the named sets'
+    stems."""
+    for name, grouping in STEM_SETS.items():
+        if sorted(grouping) == sorted(stems):
+            return name
+    known = {
+        stem: list(sources) for grouping in STEM_SETS.values() for stem, sources in grouping.items()
+    }
+    unknown = [stem for stem in stems if stem not in known]
     if unknown:
         raise ValueError(
-            f"stems {unknown} are not MUSDB18 stems ({sorted(MUSDB_STEM_SOURCES)}); pass the stem "
+            f"stems {unknown} are not MUSDB18 stems ({sorted(known)}); pass the stem "
             'set explicitly (--stem-set \'{"name": ["drums", ...]}\')'
         )
-    return {stem: MUSDB_STEM_SOURCES[stem] for stem in stems}
+    return {stem: known[stem] for stem in stems}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -733,7 +728,6 @@ def write_reports(result: EvaluationResult, output_dir: str | os.PathLike) -> No
 __all__ = [
     "BSSEVAL_METRICS",
     "EvaluationResult",
-    "MUSDB_STEM_SOURCES",
     "ModelSeparator",
     "ORACLE_MASKS",
     "OracleSeparator",
