@@ -451,18 +451,19 @@ class MusdbStems(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         splits = self._check_config()
         # Validate every file before writing anything, so bad input fails fast and clean.
-        for tracks in splits.values():
-            for track in tracks:
-                check_track_files(track, self.config.sources)
+        checked = {
+            split: [(track, check_track_files(track, self.config.sources)) for track in tracks]
+            for split, tracks in splits.items()
+        }
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"tracks": tracks})
-            for split, tracks in splits.items()
+            for split, tracks in checked.items()
         ]
 
-    def _generate_examples(self, tracks: Sequence[TrackSource]):
+    def _generate_examples(self, tracks: Sequence[tuple[TrackSource, dict]]):
+        """tracks: (track, check_track_files info) pairs of one split."""
         cfg = self.config
-        for track in tracks:
-            info = check_track_files(track, cfg.sources)
+        for track, info in tracks:
             audio = read_track(track, cfg.sources)
             mixture = audio[MIXTURE]
             residual = mixture_residual_db(mixture, [audio[s] for s in cfg.sources])
