@@ -77,12 +77,20 @@ def _load_kwargs(args) -> dict:
 
 
 def _generate(args) -> None:
-    from data_scripts.synthetic import ensure_synthetic_dataset
+    from data_scripts.synthetic import (
+        ensure_synthetic_dataset,
+        generate_song,
+        plot_song,
+        track_name,
+    )
 
     root = ensure_synthetic_dataset(
         args.root, args.num_train, args.num_validation, args.num_test, args.seconds, args.seed
     )
     print(f"synthetic dataset ready at {root}")
+    if args.plot:
+        song = generate_song(args.seed, "train", 0, args.seconds)
+        print(f"spectrograms of {track_name('train', 0)}: {plot_song(song, args.plot)}")
 
 
 def _prepare(args) -> None:
@@ -115,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-test", type=int, default=2)
     g.add_argument("--seconds", type=float, default=10.0)
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--plot", default=None, help="also save spectrograms of the first song (PNG)")
     g.set_defaults(func=_generate)
 
     p = sub.add_parser("prepare", help="materialise a stem set into the datasets cache")

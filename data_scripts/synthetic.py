@@ -486,7 +486,7 @@ def render_vocals(plan: SongPlan, rng: np.random.Generator) -> np.ndarray:
             voice += np.interp(pos, ctrl_pos, amp_ctrl) * partial
         # Note-level envelope: soft onsets, short gaps between detached notes, phrase fade-out.
         env = np.clip(since_onset / 0.04, 0, 1) * np.clip((phrase_end - t) / 0.12, 0, 1)
-        breath = signal.lfilter([0.05], [1, -0.95], rng.standard_normal(m)) * 0.02
+        breath = signal.lfilter([0.05], [1, -0.95], rng.standard_normal(m)) * 0.01
         # Consonant-like noise burst at some note onsets.
         for s in starts[rng.random(n_notes) < 0.4]:
             burst_n = int(0.04 * SAMPLE_RATE)
@@ -559,6 +559,36 @@ def generate_song(seed: int, split: str, index: int, seconds: float) -> dict[str
         mixture += out[source]
     out["mixture"] = mixture
     return out
+
+
+def plot_song(song: dict[str, np.ndarray], path: str | os.PathLike, title: str = "") -> Path:
+    """Save log-spectrograms (0-8 kHz) of every stem and the mixture of a song as a PNG.
+
+    song: {name: float (T, 2)} as from :func:`generate_song`. Written atomically.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in (*SOURCES, "mixture") if n in song]
+    fig, axes = plt.subplots(len(names), 1, figsize=(12, 2.2 * len(names)), sharex=True)
+    for ax, name in zip(np.atleast_1d(axes), names):
+        f, t, power = signal.spectrogram(
+            song[name].mean(1), SAMPLE_RATE, nperseg=2048, noverlap=1536
+        )
+        ax.pcolormesh(t, f, 10 * np.log10(power + 1e-12), vmin=-120, vmax=-30, shading="auto")
+        ax.set_ylim(0, 8000)
+        ax.set_ylabel(f"{name}\nHz")
+    np.atleast_1d(axes)[-1].set_xlabel("seconds")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
 
 
 def track_name(split: str, index: int) -> str:

@@ -21,7 +21,8 @@ def test_parse_stem_set():
 def test_generate_prepare_save(tmp_path, capsys):
     root = tmp_path / "synthetic"
     args = ["--num-train", "2", "--num-validation", "1", "--num-test", "1", "--seconds", "0.5"]
-    assert main(["generate", str(root), *args]) == 0
+    assert main(["generate", str(root), *args, "--plot", str(tmp_path / "song.png")]) == 0
+    assert (tmp_path / "song.png").read_bytes()[:4] == b"\x89PNG"
     out = tmp_path / "saved"
     code = main([
         "prepare", str(root), "--stem-set", "vocals=vocals,band=drums+bass+other",
