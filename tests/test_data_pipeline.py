@@ -170,6 +170,20 @@ def test_accelerate_ranks_get_disjoint_reproducible_shards(dsd):
         for a, b in zip(ranks[0], again):
             torch.testing.assert_close(a["stems"], b["stems"], rtol=0, atol=0)
 
+    # Accelerate's set_epoch reaches the dataset: the next epoch draws new segments.
+    generator = torch.Generator().manual_seed(0)
+    loader = prepare_data_loader(
+        DataLoader(ds, batch_size=2, generator=generator, collate_fn=collate_segments),
+        num_processes=2, process_index=0, put_on_device=False,
+    )  # fmt: skip
+    first = next(iter(loader))
+    loader.set_epoch(1)
+    assert ds.epoch == 1
+    second = next(iter(loader))
+    assert first["index"].tolist() == second["index"].tolist()
+    assert not torch.equal(first["stems"], second["stems"])
+    ds.set_epoch(0)
+
 
 def test_memory_does_not_hold_audio(dsd):
     """Datasets pickle (to workers) without audio: they reference the memory-mapped Arrow file."""
