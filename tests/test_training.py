@@ -16,6 +16,16 @@ TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 SR = 8000
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models run several times faster on one thread when CPU cores are shared (thread
+    oversubscription); restored afterwards so other modules see the default."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 class ToyStems(Dataset):
     """Deterministic 2-stem items: a sine 'vocals' over a noisy 'accompaniment'.
 
@@ -129,7 +139,8 @@ def _two_rank_run(output_dir):
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_train_and_save(tmp_path):
+def test_two_gloo_ranks_train_and_save(tmp_path, fresh_accelerate_state):
+    # (fresh state: forked ranks must not inherit this process's single-process Accelerate state)
     from accelerate import debug_launcher
 
     debug_launcher(_two_rank_run, args=(str(tmp_path / "ddp"),), num_processes=2)
