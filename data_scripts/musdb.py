@@ -513,6 +513,9 @@ def load_stem_dataset(
 
     Raises:
         StemDatasetError: any problem with the tree or the stem set, naming the track/field.
+
+    With several processes (Accelerate), call it inside ``accelerator.main_process_first()`` so
+    one process materialises and the others read the finished cache.
     """
     root = Path(root).expanduser().resolve()
     name, grouping = resolve_stem_set(stem_set)

@@ -658,6 +658,9 @@ def ensure_synthetic_dataset(
 
     Returns:
         The root path.
+
+    Not safe to run from several processes at once: with Accelerate, call it inside
+    ``accelerator.main_process_first()``.
     """
     for field, value in (
         ("num_train", num_train),
