@@ -35,7 +35,7 @@ def main() -> None:
     config = TFSWAConfig(stems=args.stems)  # the model defaults
     model = TFSWAUNet(config).train()
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()  # (transformers 5 name of gradient checkpointing)
     loss_fn = SeparationLoss(
         LossConfig(waveform_l1=1.0, multi_resolution_stft=0.5),
         config.stems,

@@ -358,7 +358,7 @@ def train(
     stems = model_config.stems
     model = TFSWAUNet(model_config)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()  # (transformers 5 name of gradient checkpointing)
     model.train()
 
     if train_dataset is None or validation_dataset is None:
