@@ -339,17 +339,25 @@ def _probe_mp4(track: TrackSource) -> list[dict]:
 
 
 def decode_stem_mp4(path: Path, stream: int) -> np.ndarray:
-    """Decode audio stream ``stream`` of an MP4 to float32 (T, C) at its native rate with ffmpeg."""
+    """Decode audio stream ``stream`` of an MP4 with ffmpeg -> float32 (T, C) at its native rate.
+
+    Decoded to 16-bit PCM and scaled by 1/32768, exactly as the ``musdb`` package (stempeg)
+    does, so the stored audio is bit-identical to ``musdb``'s ``track.audio`` and museval's
+    published scores are reproduced. (Float decoding would differ by < 2^-15, but AAC output is
+    band-limited, and BSSEval's SIR/ISR/SAR projections are ill-conditioned on such references
+    without the 16-bit quantisation noise.)
+    """
     proc = subprocess.run(
         ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
-         "-f", "f32le", "-c:a", "pcm_f32le", "-"],
+         "-f", "s16le", "-c:a", "pcm_s16le", "-"],
         capture_output=True,
     )  # fmt: skip
     if proc.returncode != 0:
         raise StemDatasetError(
             f"ffmpeg failed on {path} stream {stream}: {proc.stderr.decode().strip()}"
         )
-    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 2)
+    pcm = np.frombuffer(proc.stdout, dtype=np.int16).reshape(-1, 2)
+    return pcm.astype(np.float32) * np.float32(1 / 32768)
 
 
 def read_track(track: TrackSource, sources: Sequence[str]) -> dict[str, np.ndarray]:

@@ -220,3 +220,18 @@ def test_real_musdb18_stems_file(tmp_path):
     )
     np.testing.assert_array_equal(pair["vocals"], row["vocals"])
     assert -36 < rel_db(pair["vocals"] + pair["accompaniment"], mixture) < -28
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+@pytest.mark.skipif(not REAL_TRACK.exists(), reason="needs ../shared/data/musdb18-sample")
+def test_real_stems_are_bit_identical_to_the_musdb_package(tmp_path):
+    """Same 16-bit decoding as musdb/stempeg, so museval's published scores are reproducible."""
+    musdb_package = pytest.importorskip("musdb")
+    root = REAL_TRACK.parents[1]
+    track = musdb_package.DB(root=str(root), subsets="train").tracks[0]
+    row = load_stem_dataset(root, "4stems", cache_dir=tmp_path).with_format("numpy")["train"][0]
+    assert row["name"] == track.name
+    np.testing.assert_array_equal(row["mixture"], track.audio.astype(np.float32))
+    for stem in SOURCES:
+        np.testing.assert_array_equal(row[stem], track.targets[stem].audio.astype(np.float32))
