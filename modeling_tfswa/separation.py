@@ -21,6 +21,7 @@ and returns an object with `.waveforms` of shape `(batch, stems, channels, sampl
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +97,23 @@ def _segment(track: torch.Tensor, start: int, length: int) -> torch.Tensor:
     if lo - start or start + length - hi:
         view = nn.functional.pad(view, (lo - start, start + length - hi))
     return view
+
+
+def _summed_weights(lo: int, hi: int, starts: list[int], window: torch.Tensor) -> torch.Tensor:
+    """Sum of the blending weights of all segments over samples `lo:hi`.
+
+    Recomputed per block from the sorted segment `starts` rather than accumulated in a buffer as
+    long as the track, so that memory stays independent of the track's length.
+
+    Returns:
+        `torch.Tensor` of shape `(hi - lo,)`, positive wherever a segment covers the block.
+    """
+    segment = window.shape[0]
+    total = torch.zeros(hi - lo, device=window.device)
+    for start in starts[bisect.bisect_right(starts, lo - segment) : bisect.bisect_left(starts, hi)]:
+        a, b = max(lo, start), min(hi, start + segment)
+        total[a - lo : b - lo] += window[a - start : b - start]
+    return total
 
 
 def apply_model(
@@ -196,16 +214,11 @@ def apply_model(
     segment = max(1, min(round(segment_seconds * sample_rate), num_samples + max_shift))
     stride = max(1, segment - round(overlap * segment))
     window = blend_window(segment).to(tracks.device)
-    # Segment starts relative to the track (negative: reaches into the leading zeros); lazy jobs.
-    jobs = [
-        (track, start)
-        for lead in leads
-        for start in range(-lead, num_samples, stride)
-        for track in range(num_tracks)
-    ]
+    # Segment starts relative to the track (negative: reaches into the leading zeros), all passes.
+    starts = sorted(start for lead in leads for start in range(-lead, num_samples, stride))
+    jobs = [(track, start) for start in starts for track in range(num_tracks)]
 
     output = torch.zeros(num_tracks, num_stems, channels, num_samples, device=tracks.device)
-    weight_sum = torch.zeros(num_tracks, num_samples, device=tracks.device)
     was_training = model.training
     model.eval()
     try:
@@ -229,9 +242,10 @@ def apply_model(
                     lo, hi = max(start, 0), min(start + segment, num_samples)
                     weights = window[lo - start : hi - start]
                     output[track, ..., lo:hi] += estimate[..., lo - start : hi - start] * weights
-                    weight_sum[track, lo:hi] += weights
                 bar.update(len(batch_jobs))
-            output /= weight_sum[:, None, None, :]
+            for lo in range(0, num_samples, segment):  # normalise one block at a time
+                hi = min(lo + segment, num_samples)
+                output[..., lo:hi] /= _summed_weights(lo, hi, starts, window)
     finally:
         model.train(was_training)
     output = output.to(mixture.dtype)
@@ -305,9 +319,8 @@ class Separator:
         """Load a model with `AutoModel.from_pretrained(name_or_path, **from_pretrained_kwargs)`
         (a local folder written by `save_pretrained` or a Hub id, e.g. with `revision=`) and wrap
         it; the other arguments are those of [`Separator`]."""
+        # Importing this package registered the "tfswa" model type with AutoConfig / AutoModel.
         from transformers import AutoModel
-
-        import modeling_tfswa  # noqa: F401  (registers the model type with AutoConfig/AutoModel)
 
         model = AutoModel.from_pretrained(str(name_or_path), **from_pretrained_kwargs)
         return cls(
