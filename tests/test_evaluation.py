@@ -258,23 +258,13 @@ def real_track_scores(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_real_track_sdr_through_the_builder_matches_musdb_and_museval(real_track_scores):
+def test_real_track_through_the_builder_matches_musdb_and_museval(real_track_scores):
+    """Every museval metric, not just SDR: BSSEval's SIR/ISR/SAR projections are ill-conditioned on
+    band-limited float references, so this also pins the builder's 16-bit decoding of .stem.mp4
+    (as musdb reads it; float decoding gave vocals SIR 4.1 dB instead of 18.0 here)."""
     ours, expected = real_track_scores
     for stem, values in expected.items():
         assert values["SDR"] > 10  # the oracle separates the real track well
-        assert ours[stem]["SDR"] == pytest.approx(values["SDR"], abs=1e-3)
         assert ours[stem]["fastSDR"] == pytest.approx(values["SDR"], abs=1e-3)
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="data_scripts.musdb decodes .stem.mp4 as float (f32le) while musdb reads 16-bit PCM; "
-    "BSSEval's projection is ill-conditioned on band-limited float references, so SIR/ISR/SAR "
-    "differ (see /work/notes/requests-eval-export.md)",
-    strict=False,
-)
-def test_real_track_sir_isr_sar_through_the_builder_match_musdb_and_museval(real_track_scores):
-    ours, expected = real_track_scores
-    for stem, values in expected.items():
-        for metric in ("SIR", "ISR", "SAR"):
-            assert ours[stem][metric] == pytest.approx(values[metric], abs=1e-3), (stem, metric)
+        for metric, value in values.items():
+            assert ours[stem][metric] == pytest.approx(value, abs=1e-3), (stem, metric)
