@@ -19,8 +19,9 @@ the four stems are:
   by time-varying vowel formants (F1-F4), delayed vibrato, glides between notes, breath noise,
   phrases separated by rests, melody drawn from chord tones and scale steps.
 
-Stems are rendered at 44.1 kHz stereo, levelled to random target loudnesses (RMS in dBFS) and
-written as 32-bit float WAV (so the mixture, the exact sample sum of the stems, never clips).
+Stems are rendered at 44.1 kHz stereo, levelled to random target loudnesses (RMS in dBFS), given
+a faint recording noise floor (-90..-78 dBFS; "silent" parts are quiet, not digital zero, as in
+real multitracks) and written as 32-bit float WAV (so the mixture, the exact sample sum of the stems, never clips).
 
 Layout written by :func:`ensure_synthetic_dataset` (same as MUSDB18-HQ, plus a ``validation/``
 folder that :mod:`data_scripts.musdb` maps to the validation split)::
@@ -549,6 +550,10 @@ def generate_song(seed: int, split: str, index: int, seconds: float) -> dict[str
         target_db = mean + rng.uniform(-spread, spread)
         if rms > 0:
             audio = audio * (10 ** (target_db / 20) / rms)
+        # A recording noise floor (-90..-78 dBFS, independent per channel), as real stems have:
+        # it keeps references full-band, which BSSEval's SIR/ISR/SAR projections need.
+        floor_db = rng.uniform(-90.0, -78.0)
+        audio = audio + rng.standard_normal(audio.shape) * 10 ** (floor_db / 20)
         stems[source] = audio
     # Keep the mixture below full scale like a mastered song (float WAV would not clip anyway).
     peak = np.abs(sum(stems.values())).max()
