@@ -129,7 +129,9 @@ def resolve_stem_set(
     for name, preset in STEM_SETS.items():
         if preset == grouping:
             return name, grouping
-    return "-".join(grouping), grouping
+    name = "-".join(grouping)
+    # A custom grouping never takes a preset's name (the Hub config name must mean one thing).
+    return (f"{name}-custom" if name in STEM_SETS else name), grouping
 
 
 @dataclass

@@ -77,6 +77,18 @@ def test_configs_columns_shapes_and_composed_stems(synthetic_root, tmp_path, ste
         np.testing.assert_allclose(row["vocals"] + row["accompaniment"], row["mixture"], atol=1e-5)
 
 
+def test_stem_set_names():
+    assert (
+        resolve_stem_set({"accompaniment": ["drums", "bass", "other"], "vocals": ["vocals"]})[0]
+        == "vocals-accompaniment"
+    )
+    assert resolve_stem_set({"4stems": ["vocals"]})[0] == "4stems-custom"
+    with pytest.raises(StemDatasetError, match="lists a source twice"):
+        resolve_stem_set({"a": ["bass", "bass"]})
+    with pytest.raises(StemDatasetError, match="invalid stem 'mixture'"):
+        resolve_stem_set({"mixture": ["bass"]})
+
+
 def test_official_split_assignment(tmp_path):
     root = tmp_path / "musdb18hq"
     train_names = ["A Classic Education - NightOwl", "Music Delta - 80s Rock"]
