@@ -44,6 +44,9 @@ class ArrowTrackReader:
             shuffled view is fine: its index mapping is honoured).
         columns: audio columns to read (default: mixture and every stem column).
 
+    The dataset should be memory-mapped (as ``load_stem_dataset`` / ``load_from_disk`` /
+    ``load_dataset`` give): an in-memory Dataset would be copied, audio and all, to every worker.
+
     ``read(row, column, start, stop)`` returns float32 (stop - start, 2), a read-only view into
     the memory map (copy it before writing). Per-chunk offset views are built lazily and dropped on
     pickling, so DataLoader workers re-create them from the memory map.
@@ -160,6 +163,13 @@ class RemixDataset(torch.utils.data.Dataset):
             at least one per track).
         seed: base seed; call :meth:`set_epoch` each epoch (Accelerate's dataloader.set_epoch does;
             with ``persistent_workers=True`` the workers keep the epoch they were started with).
+        remix: draw every stem from its own track and offset (True) or keep songs coherent.
+        silence_db: a stem window whose RMS (dBFS, zero padding included) is below this is
+            redrawn; -60 dB sits above recording noise floors and below any real part.
+        max_silence_retries: bound on redraws per stem (per window when ``remix=False``).
+        gain_db: (low, high) uniform random gain per stem, in dB.
+        channel_swap_prob, polarity_flip_prob: per-stem probabilities of swapping left/right and
+            of negating the stem.
 
     Items: {"mixture": (C, T), "stems": (S, C, T), "index": int}, float32, T = segment samples.
     """
