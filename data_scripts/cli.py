@@ -113,7 +113,10 @@ def _push(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfswa-data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="tfswa-data",
+        description="Generate the synthetic set, prepare (materialise) a stem set, push it to the Hub.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write the synthetic multitrack set (idempotent)")
