@@ -10,7 +10,8 @@ hidden size 512, 16 kHz bandwidth, one Wiener iteration). All three run through 
 batch), on `--seconds` of audio (scaled to a minute; the cost is linear in length because every
 segment costs the same; 9 s hold two segments, the same segments per second as a long track),
 2 threads, best of `--rounds` interleaved rounds, in this one process so
-that the ratios compare like with like.
+that the ratios compare like with like; wall and process CPU time are both reported (the CPU time
+ratio is the steadier one on a machine shared with other jobs).
 
 Memory: peak resident memory (the kernel's VmHWM, reset once the model and mixture exist) of a
 fresh process separating a 30-s and a `--long-minutes` track with TFSWA-UNet (and a 30-s track in
@@ -93,6 +94,12 @@ BUILDERS = {"tfswa_unet": build_tfswa, "htdemucs": build_htdemucs, "umxhq": buil
 
 
 def measure_speed(seconds: float, rounds: int, threads: int) -> dict:
+    """Seconds per minute of audio of each model, best of `rounds` interleaved rounds.
+
+    Both wall time and process CPU time (all threads) are reported: on a machine shared with other
+    jobs, the wall time of a round depends on their load while the CPU time mostly does not, so
+    `cpu_ratio_to_tfswa_unet` is the steadier comparison there.
+    """
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     mixture = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE))
@@ -104,23 +111,70 @@ def measure_speed(seconds: float, rounds: int, threads: int) -> dict:
             results[name] = {"error": f"{type(error).__name__}: {error}"}
             continue
         parameters = sum(p.numel() for p in models[name].parameters())
-        results[name] = {"parameters_millions": round(parameters / 1e6, 2), "times_s": []}
+        results[name] = {
+            "parameters_millions": round(parameters / 1e6, 2),
+            "wall_s": [],
+            "cpu_s": [],
+        }
         apply_model(models[name], mixture[:, : 2 * SAMPLE_RATE], **CHUNKING)  # warm-up
     for _ in range(rounds):
         for name, model in models.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             apply_model(model, mixture, **CHUNKING)
-            results[name]["times_s"].append(round(time.perf_counter() - start, 3))
+            results[name]["wall_s"].append(round(time.perf_counter() - wall, 3))
+            results[name]["cpu_s"].append(round(time.process_time() - cpu, 3))
     for name in models:
-        best = min(results[name]["times_s"])
-        results[name]["seconds_per_minute"] = round(best / seconds * 60, 2)
+        result = results[name]
+        result["seconds_per_minute"] = round(min(result["wall_s"]) / seconds * 60, 2)
+        result["cpu_seconds_per_minute"] = round(min(result["cpu_s"]) / seconds * 60, 2)
     if "tfswa_unet" in models:
-        reference = results["tfswa_unet"]["seconds_per_minute"]
+        reference = results["tfswa_unet"]
         for name in models:
-            results[name]["ratio_to_tfswa_unet"] = round(
-                results[name]["seconds_per_minute"] / reference, 2
+            result = results[name]
+            result["ratio_to_tfswa_unet"] = round(
+                result["seconds_per_minute"] / reference["seconds_per_minute"], 2
+            )
+            result["cpu_ratio_to_tfswa_unet"] = round(
+                result["cpu_seconds_per_minute"] / reference["cpu_seconds_per_minute"], 2
             )
     return results
+
+
+def plot(summary: dict, path: str) -> None:
+    """Bar charts of the speed (wall and CPU seconds per minute) and of the memory cases."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (speed_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    names = [name for name, result in summary["speed"].items() if "error" not in result]
+    positions = range(len(names))
+    for offset, key, label in (
+        (-0.2, "seconds_per_minute", "wall"),
+        (0.2, "cpu_seconds_per_minute", "CPU"),
+    ):
+        values = [summary["speed"][name][key] for name in names]
+        speed_axis.bar([p + offset for p in positions], values, width=0.4, label=label)
+    speed_axis.set_xticks(list(positions), names)
+    speed_axis.set_ylabel(f"seconds per minute of audio ({summary['threads']} threads)")
+    speed_axis.set_title("Separation cost on CPU (lower is better)")
+    speed_axis.legend()
+    cases = [case for case in summary["memory"] if "error" not in case]
+    labels = [
+        f"{case['audio_seconds'] / 60:g} min\n{'chunked' if case['chunked'] else 'one pass'}"
+        for case in cases
+    ]
+    bottoms = [0] * len(cases)
+    for key in ("baseline_rss_mb", "output_buffer_mb", "working_mb"):
+        values = [case[key] for case in cases]
+        memory_axis.bar(labels, values, bottom=bottoms, label=key.removesuffix("_mb"))
+        bottoms = [b + v for b, v in zip(bottoms, values)]
+    memory_axis.set_ylabel("peak resident memory (MB)")
+    memory_axis.set_title("TFSWA-UNet memory vs track length")
+    memory_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
 
 
 def _status_mb(field: str) -> float:
@@ -222,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         default=9.0,
         help="audio per speed measurement (9 s: two segments, as many per second as a long track)",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best kept)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--short-seconds", type=float, default=30.0)
     parser.add_argument("--long-minutes", type=float, default=10.0)
@@ -233,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         help="memory cases: forward batches run by the real model before the zero stand-in",
     )
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--plot", default=None, help="write bar charts of the results to this PNG")
     parser.add_argument("--memory-worker", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker is not None:
@@ -268,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
             "output_buffer_mb": [short["output_buffer_mb"], long["output_buffer_mb"]],
             "working_mb": [short["working_mb"], long["working_mb"]],
         }
+    if args.plot:
+        plot(summary, args.plot)
     print(json.dumps(summary))
 
 
