@@ -118,10 +118,15 @@ def test_resumed_run_reaches_the_same_weights(tmp_path):
             torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=1e-6, msg=f"{name}: {key}")
 
 
-def test_resume_of_a_missing_path_is_a_clear_error(tmp_path):
-    config = tiny_config(tmp_path, resume=str(tmp_path / "nowhere"))
+def test_resume_mistakes_are_clear_errors(tmp_path):
+    data = dict(train_dataset=ToyStems(), validation_dataset=ToyStems(length=2))
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        train(config, train_dataset=ToyStems(), validation_dataset=ToyStems(length=2))
+        train(tiny_config(tmp_path, resume=str(tmp_path / "nowhere")), **data)
+    train(tiny_config(tmp_path, max_steps=2, save_every=2), **data)
+    with pytest.raises(FileExistsError, match="--resume latest"):  # would mix two runs
+        train(tiny_config(tmp_path, max_steps=2), **data)
+    finished = train(tiny_config(tmp_path, max_steps=2, resume="latest"), **data)
+    assert finished.step == 2 and finished.losses == []  # nothing left to do
 
 
 def _two_rank_run(output_dir):

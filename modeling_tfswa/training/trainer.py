@@ -337,6 +337,11 @@ def train(
     """
     config.validate()
     output_dir = Path(config.output_dir)
+    if config.resume is None and checkpoint_dirs(output_dir):
+        raise FileExistsError(
+            f"output_dir: {output_dir} holds checkpoints of an earlier run; pass --resume latest "
+            "to continue it, or choose another --output_dir"
+        )
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_plugin=GradientAccumulationPlugin(
