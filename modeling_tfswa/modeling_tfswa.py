@@ -55,12 +55,14 @@ class TFSWASeparationOutput(ModelOutput):
 # Window helpers: small pure functions on (batch, time, freq, dim) grids
 # ----------------------------------------------------------------------------------------------
 def pad_grid(grid: torch.Tensor, multiple: tuple[int, int]) -> torch.Tensor:
-    """Zero-pad a `(batch, time, freq, dim)` grid at the end of time and frequency up to multiples."""
+    """Zero-pad a `(batch, time, freq, dim)` grid at the end of time and frequency up to multiples.
+
+    Pads unconditionally (possibly by zero) so that traced and exported graphs stay valid for
+    every input size, not only for sizes that needed the same padding as the example.
+    """
     pad_t = -grid.shape[1] % multiple[0]
     pad_f = -grid.shape[2] % multiple[1]
-    if pad_t or pad_f:
-        grid = F.pad(grid, (0, 0, 0, pad_f, 0, pad_t))
-    return grid
+    return F.pad(grid, (0, 0, 0, pad_f, 0, pad_t))
 
 
 def window_partition(grid: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
@@ -105,7 +107,7 @@ def window_attention_mask(
     window: tuple[int, int],
     shift: tuple[int, int],
     device: torch.device,
-) -> torch.Tensor | None:
+) -> torch.Tensor:
     """Additive mask keeping attention inside each shifted region and away from padding.
 
     Args:
@@ -116,10 +118,9 @@ def window_attention_mask(
 
     Returns:
         `torch.Tensor` of shape `(num_windows, wt * wf, wt * wf)` with 0 where attention is allowed and
-        a large negative value elsewhere, or `None` when nothing needs masking.
+        a large negative value elsewhere. Built for every input, even where it is all zeros, so that
+        exported graphs do not depend on whether the example input needed padding.
     """
-    if shift == (0, 0) and valid == size:
-        return None
     t, f = size
     labels = torch.zeros(t, f, dtype=torch.long, device=device)
     # Regions that the cyclic shift brings next to each other (Swin's shift mask), in shifted frame.
@@ -240,8 +241,7 @@ class TFSWAWindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         bias = bias.view(length, length, -1).permute(2, 0, 1)  # (heads, L, L)
         mask = window_attention_mask(size, (t, f), self.window, self.shift, grid.device)
-        if mask is not None:
-            bias = bias[None] + mask[:, None]  # (nW, heads, L, L)
+        bias = bias[None] + mask[:, None]  # (nW, heads, L, L)
         out = window_reverse(self.attention(windows, bias), self.window, size)
         if self.shift != (0, 0):
             out = torch.roll(out, shifts=self.shift, dims=(1, 2))

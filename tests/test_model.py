@@ -130,7 +130,8 @@ def test_shift_and_padding_mask():
     assert (mask.diagonal(dim1=1, dim2=2) == 0).all()  # every token sees itself
     assert (mask[0] == 0).all()  # the first window holds one region and no padding
     assert (mask[3] < 0).any()  # the last window mixes shifted regions and padding
-    assert window_attention_mask((8, 8), (8, 8), (4, 4), (0, 0), torch.device("cpu")) is None
+    unmasked = window_attention_mask((8, 8), (8, 8), (4, 4), (0, 0), torch.device("cpu"))
+    assert unmasked.shape == (4, 16, 16) and (unmasked == 0).all()
 
 
 def test_padding_is_invisible_to_valid_tokens():
