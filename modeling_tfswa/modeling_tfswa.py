@@ -360,12 +360,18 @@ class TFSWAPatchMerging(nn.Module):
 
 
 class TFSWAPatchExpanding(nn.Module):
-    """Doubles time and frequency, crops to the skip connection's grid and fuses it."""
+    """Doubles time and frequency, crops to the skip connection's grid and fuses it.
+
+    The upsampled and the skip features are normalised separately before fusing: with one norm
+    over both, the skip's larger activations drown the deep path (its gradients were ~100x smaller
+    than the first stage's at initialisation).
+    """
 
     def __init__(self, config: TFSWAConfig, dim: int, out_dim: int):
         super().__init__()
         self.expand = nn.Linear(dim, 4 * out_dim)
-        self.fuse_norm = nn.LayerNorm(2 * out_dim, eps=config.layer_norm_eps)
+        self.up_norm = nn.LayerNorm(out_dim, eps=config.layer_norm_eps)
+        self.skip_norm = nn.LayerNorm(out_dim, eps=config.layer_norm_eps)
         self.fuse = nn.Linear(2 * out_dim, out_dim)
 
     def forward(self, grid: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -375,7 +381,7 @@ class TFSWAPatchExpanding(nn.Module):
         d = skip.shape[-1]
         grid = self.expand(grid).view(b, t, f, 2, 2, d).permute(0, 1, 3, 2, 4, 5)
         grid = grid.reshape(b, 2 * t, 2 * f, d)[:, : skip.shape[1], : skip.shape[2]]
-        return self.fuse(self.fuse_norm(torch.cat([grid, skip], dim=-1)))
+        return self.fuse(torch.cat([self.up_norm(grid), self.skip_norm(skip)], dim=-1))
 
 
 class TFSWAPatchEmbedding(nn.Module):
