@@ -8,8 +8,6 @@ logs of small values are not accurate enough.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -17,8 +15,9 @@ from .config import LossConfig
 
 #: Floor of magnitudes before the log of the log-magnitude loss.
 LOG_EPS = 1e-7
-#: RMS STFT magnitude below which a reference counts as silent for spectral convergence.
-SILENT_NORM = 1e-5
+#: Mean square (1e-6: -60 dBFS, the data pipeline's silence level) below which a reference
+#: waveform counts as silent, where spectral convergence is undefined.
+SILENT_POWER = 1e-6
 
 
 def _float32(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -97,7 +96,7 @@ def stft_loss(
     ref_norm = ref.square().sum(dim=(2, 3, 4)).sqrt()
     # Undefined for a silent reference (it would explode): such examples are left out of this
     # term (the log-magnitude and L1 terms still see them).
-    audible = ref_norm > SILENT_NORM * math.sqrt(ref[0, 0].numel())
+    audible = references.detach().float().square().mean(dim=(2, 3)) > SILENT_POWER  # (B, S)
     ratio = torch.where(audible, error_norm / ref_norm.clamp_min(LOG_EPS), 0.0)
     convergence = ratio.sum(dim=0) / audible.sum(dim=0).clamp_min(1)
     log_mag = (ref.clamp_min(LOG_EPS).log() - est.clamp_min(LOG_EPS).log()).abs()

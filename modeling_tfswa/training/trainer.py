@@ -48,8 +48,9 @@ from .losses import SeparationLoss
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step_"
-#: Mean square below which a validation reference counts as silent (-80 dBFS): its SDR is undefined.
-SILENCE = 1e-8
+#: Mean square below which a validation reference counts as silent (-60 dBFS, the data pipeline's
+#: silence level; recordings keep a noise floor below it): its SDR says nothing about separation.
+SILENCE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
