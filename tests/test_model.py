@@ -247,6 +247,7 @@ def test_trust_remote_code_loads_in_a_fresh_process(tmp_path):
         f"""
         import sys, torch
         from transformers import AutoModel
+        torch.set_num_threads({torch.get_num_threads()})  # the parent's reduction order
         model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True).eval()
         assert "modeling_tfswa" not in sys.modules, "the installed package must not be imported"
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__

@@ -364,7 +364,7 @@ def train(
     stems = model_config.stems
     model = TFSWAUNet(model_config)
     if config.gradient_checkpointing:
-        model.activation_checkpointing_enable()  # (transformers 5 name of gradient checkpointing)
+        model.gradient_checkpointing_enable()  # every transformers 5.x has it (5.2x also activation_checkpointing_enable)
     model.train()
 
     if train_dataset is None or validation_dataset is None:
