@@ -19,6 +19,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from .fileio import write_via_temporary
+
 #: File extensions read and written (soundfile / libsndfile formats).
 AUDIO_FORMATS = {
     ".wav": "WAV",
@@ -97,16 +99,10 @@ def save_audio(
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else waveform
     if data.ndim != 2:
         raise ValueError(f"{path}: waveform must be (channels, samples), got {data.shape}")
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f"{path.suffix}.part", dir=path.parent
+    write_via_temporary(
+        path,
+        lambda temporary: sf.write(temporary, data.T, sample_rate, subtype, format=file_format),
     )
-    os.close(descriptor)
-    try:
-        sf.write(temporary, data.T, sample_rate, subtype=subtype, format=file_format)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def check_finite(waveform: np.ndarray | torch.Tensor, name: str) -> None:

@@ -21,7 +21,6 @@ import json
 import math
 import multiprocessing
 import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from tqdm.auto import tqdm
 from data_scripts.musdb import STEM_SETS
 
 from .configuration_tfswa import TFSWAConfig
+from .fileio import write_text_atomic, write_via_temporary
 from .metrics import csdr, framewise_sdr, median_over_frames, median_over_tracks, sdr
 from .separation import apply_model
 from .spectral import SpectralTransform
@@ -122,25 +122,10 @@ def bsseval_track(
     return store
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder, so that readers never see
-    a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_track_scores(store: museval.TrackStore, path: str | os.PathLike) -> Path:
     """Validate a track's scores against museval's schema and write its JSON document atomically."""
     store.validate()
-    return write_atomic(path, store.json)
+    return write_text_atomic(path, store.json)
 
 
 def track_medians(store: museval.TrackStore) -> dict[str, dict[str, float]]:
@@ -706,22 +691,20 @@ def plot_sdr_boxplot(result: EvaluationResult, path: str | os.PathLike) -> Path:
     axes.set_title(f"{result.separator}: MUSDB18 {result.split}, {len(result.tracks)} tracks")
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        figure.savefig(temporary, format="png", dpi=120)
-        os.replace(temporary, path)
+        write_via_temporary(
+            path, lambda temporary: figure.savefig(temporary, format="png", dpi=120)
+        )
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)
     return path
 
 
 def write_reports(result: EvaluationResult, output_dir: str | os.PathLike) -> None:
     """`scores.json`, `scores.md` and `sdr_boxplot.png` in `output_dir`."""
     output_dir = Path(output_dir)
-    write_atomic(output_dir / "scores.json", json.dumps(result.to_dict(), indent=2) + "\n")
-    write_atomic(output_dir / "scores.md", markdown_table(result))
+    write_text_atomic(output_dir / "scores.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    write_text_atomic(output_dir / "scores.md", markdown_table(result))
     plot_sdr_boxplot(result, output_dir / "sdr_boxplot.png")
 
 
@@ -744,6 +727,5 @@ __all__ = [
     "save_track_scores",
     "stem_set_for",
     "track_medians",
-    "write_atomic",
     "write_reports",
 ]

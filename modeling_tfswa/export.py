@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from .fileio import write_via_temporary
 from .modeling_tfswa import TFSWAUNet
 
 #: Oldest ONNX opset the export supports: the torch.export-based exporter writes opset-18 functions,
@@ -134,20 +133,6 @@ def _check_inputs(model: TFSWAUNet, seconds: float) -> list[torch.Tensor]:
 # ----------------------------------------------------------------------------------------------
 # Writing files
 # ----------------------------------------------------------------------------------------------
-def _write_via_temporary(path: str | os.PathLike, write: Callable[[str], object]):
-    """Call `write(temporary_path)` next to `path`, then rename it to `path`; nothing is left on
-    failure. Returns what `write` returns."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name that the writer creates itself (with the usual permissions, unlike mkstemp).
-    temporary = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
-    try:
-        outcome = write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return outcome
 
 
 def model_metadata(model: TFSWAUNet) -> dict[str, str]:
@@ -246,7 +231,7 @@ def export_onnx(
             shapes.append(list(spectrogram.shape))
         return (*_compare("ONNX", results, atol), shapes)
 
-    max_diff, max_out, shapes = _write_via_temporary(path, write)
+    max_diff, max_out, shapes = write_via_temporary(path, write)
     return ExportResult(str(path), "onnx", max_diff, max_out, shapes, "spectrogram", "masks")
 
 
@@ -311,7 +296,7 @@ def export_torchscript(
             shapes.append(list(mixture.shape))
         return (*_compare("TorchScript", results, atol), shapes)
 
-    max_diff, max_out, shapes = _write_via_temporary(path, write)
+    max_diff, max_out, shapes = write_via_temporary(path, write)
     return ExportResult(str(path), "torchscript", max_diff, max_out, shapes, "mixture", "stems")
 
 

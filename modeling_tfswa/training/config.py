@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from ..configuration_tfswa import TFSWAConfig
+from ..fileio import write_text_atomic
 
 
 class ConfigError(ValueError):
@@ -464,11 +465,7 @@ def config_from_argv(argv: list[str], default_config: str | Path | None = None) 
 
 def save_config(config: TrainingConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically), so a run records exactly what it used."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tmp.replace(path)
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 __all__ = [

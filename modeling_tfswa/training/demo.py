@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import soundfile as sf
 import torch
 
+from ..audio import save_audio
 from ..separation import apply_model
-
-
-def write_wav(path: Path, audio: torch.Tensor, sample_rate: int) -> None:
-    """Write `(channels, samples)` float audio as a 32-bit float WAV, atomically."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    sf.write(
-        tmp, audio.detach().cpu().float().T.numpy(), sample_rate, subtype="FLOAT", format="WAV"
-    )
-    os.replace(tmp, path)
 
 
 def separate_demo(
@@ -43,11 +34,11 @@ def separate_demo(
     stems = apply_model(model, mixture, progress=True)  # (S, C, T)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"mixture": out_dir / "mixture.wav"}
-    write_wav(written["mixture"], mixture, sample_rate)
+    save_audio(written["mixture"], mixture, sample_rate, subtype="FLOAT")
     for name, stem in zip(config.stems, stems):
         written[name] = out_dir / f"{name}.wav"
-        write_wav(written[name], stem, sample_rate)
+        save_audio(written[name], stem, sample_rate, subtype="FLOAT")
     return written
 
 
-__all__ = ["separate_demo", "write_wav"]
+__all__ = ["separate_demo"]

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from ..fileio import write_text_atomic, write_via_temporary
 from ..metrics import sdr
 from ..modeling_tfswa import TFSWAUNet
 from .augment import Augmenter
@@ -216,10 +217,10 @@ def plot_history(history: list[dict], stems: list[str], path: Path) -> None:
     right.plot(steps, [h["loss"] for h in history], marker="o", color="black")
     right.set(xlabel="step", ylabel="loss", title="validation loss")
     fig.tight_layout()
-    tmp = path.with_name(f".tmp-{path.name}")
-    fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_via_temporary(path, lambda temporary: fig.savefig(temporary, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -568,9 +569,7 @@ def train(
     if main and not stopped:
         if state.history:
             plot_history(state.history, stems, output_dir / "validation.png")
-            tmp = output_dir / ".tmp-history.json"
-            tmp.write_text(json.dumps(state.history, indent=1))
-            os.replace(tmp, output_dir / "history.json")
+            write_text_atomic(output_dir / "history.json", json.dumps(state.history, indent=1))
         if pusher is not None and not pusher.wait(timeout=600):
             logger.warning("The last Hub push is still running at exit; it may be cut short.")
     accelerator.wait_for_everyone()
