@@ -8,22 +8,11 @@ import threading
 import httpx2
 import huggingface_hub
 import pytest
-import torch
 from huggingface_hub import constants
 from huggingface_hub.utils._http import default_client_factory
 
 from modeling_tfswa import TFSWAUNet
 from modeling_tfswa.training.hub import HubPusher
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run several times faster on one thread when CPU cores are shared (thread
-    oversubscription); restored afterwards so other modules see the default."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class FakeHub:

@@ -22,16 +22,6 @@ TINY = ROOT / "configs" / "tiny.yaml"
 SR = 8000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run several times faster on one thread when CPU cores are shared (thread
-    oversubscription); restored afterwards so other modules see the default."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class ToyStems(Dataset):
     """Deterministic 2-stem items: a sine 'vocals' over a noisy 'accompaniment'.
 
