@@ -696,7 +696,7 @@ def train(
     collate_fn: Callable | None = None,
     stop_after: int | None = None,
     stop_when: Callable[[TrainState], bool] | None = None,
-    validate_every_seconds: float | None = None,
+    validate_when: Callable[[TrainState], bool] | None = None,
     save_model: ModelSaver = save_model,
     hub_token: str | None = None,
 ) -> TrainResult:
@@ -718,8 +718,8 @@ def train(
         stop_when (`Callable[[TrainState], bool]`, *optional*): checked after every optimizer
             step; when it returns True the run ends there as if `max_steps` were reached (final
             validation and saves), e.g. a training-time budget on `state.train_seconds`.
-        validate_every_seconds (`float`, *optional*): also validate whenever another this many
-            seconds of training time (`state.train_seconds`) have passed.
+        validate_when (`Callable[[TrainState], bool]`, *optional*): checked after every optimizer
+            step; also validate when it returns True (e.g. every minute of `state.train_seconds`).
         save_model: writes the `best/` and `last/` model folders (default: `save_pretrained` with
             EMA weights and a model card).
         hub_token: Hub token for `push_to_hub` (default: the logged-in user's / `HF_TOKEN`).
@@ -740,11 +740,6 @@ def train(
     log = StepLog(config.gradient_accumulation_steps, state.train_seconds)
     losses: list[tuple[int, float]] = []
     latest: dict[str, float] = state.history[-1] if state.history else {}
-    next_validation = (
-        (math.floor(state.train_seconds / validate_every_seconds) + 1) * validate_every_seconds
-        if validate_every_seconds
-        else math.inf
-    )
     progress = tqdm(
         total=config.max_steps,
         initial=state.step,
@@ -770,13 +765,9 @@ def train(
         finished = state.step >= config.max_steps
         if stop_when is not None:
             finished = finished or _agreed(run, stop_when(state))
-        due = validate_every_seconds is not None and _agreed(
-            run, state.train_seconds >= next_validation
-        )
+        due = validate_when is not None and _agreed(run, validate_when(state))
         if state.step % config.eval_every == 0 or finished or due:
             latest = validate(run)
-            while next_validation <= state.train_seconds:
-                next_validation += validate_every_seconds
         if state.step % config.save_every == 0 or finished:
             save_checkpoint(run, latest)
         stopped = stop_after is not None and state.step >= stop_after and not finished
