@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data_scripts.clitools import add_debug_flag, run_command
+from data_scripts.clitools import add_debug_flag, read_token, run_command
 from data_scripts.musdb import load_stem_dataset, parse_stem_set, save_stem_dataset
 
 
@@ -77,7 +77,7 @@ def _push(args) -> None:
     from data_scripts.sharing import push_stem_dataset
 
     name = push_stem_dataset(
-        args.root, repo_id=args.repo_id, private=not args.public, token=args.token,
+        args.root, repo_id=args.repo_id, private=not args.public, token=read_token(args.token),
         max_shard_size=args.max_shard_size, **_load_kwargs(args),
     )  # fmt: skip
     print(f"pushed {name!r}: datasets.load_dataset({args.repo_id!r}, {name!r})")
@@ -114,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="create a public repo (MUSDB18 is academic-use only: keep it private)",
     )
-    h.add_argument("--token", default=None)
+    h.add_argument(
+        "--token",
+        default=None,
+        metavar="FILE_OR_ENV",
+        help="file holding a Hub token, or the name of an environment variable holding it "
+        "(default: HF_TOKEN / huggingface-cli login)",
+    )
     h.add_argument("--max-shard-size", default="500MB")
     h.set_defaults(func=_push)
     return parser

@@ -50,6 +50,27 @@ def error_line(error: BaseException) -> str:
     return f"error: {describe(error)}"
 
 
+def read_token(source: str | None) -> str | None:
+    """A Hub token from `--token SOURCE`: the content of the file `SOURCE`, or the value of the
+    environment variable named `SOURCE`. A token itself is never taken from the command line (it
+    would show in the process list); `None` leaves it to `HF_TOKEN` / `huggingface-cli login`."""
+    if source is None:
+        return None
+    path = os.path.expanduser(source)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+        if not token:
+            raise ValueError(f"--token: {source} is empty")
+        return token
+    if source.isidentifier() and os.environ.get(source):
+        return os.environ[source]
+    raise ValueError(
+        "--token: give a file holding the token or the name of an environment variable set to it "
+        "(not the token itself, which would show in the process list)"
+    )
+
+
 def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
     """Run a command's `body`; on an exception print [`error_line`] (and the traceback when
     [`debug_wanted`]) to stderr and return [`ERROR_STATUS`]. Returns the body's status otherwise."""
@@ -72,5 +93,6 @@ __all__ = [
     "debug_wanted",
     "describe",
     "error_line",
+    "read_token",
     "run_command",
 ]
