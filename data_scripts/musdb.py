@@ -212,6 +212,10 @@ class StemSetConfig(datasets.BuilderConfig):
         mixture_tolerance_db: warn when mixture - sum(sources) exceeds this (dB re mixture RMS).
         source_signature: fingerprint of the source files (set by :func:`load_stem_dataset`) so
             the cache follows changes of the tree.
+        only_splits: build only these splits (None: all); the others are not even validated.
+        skip_tracks: track names left out (broken tracks reported by :func:`load_stem_split`).
+        check_finite: refuse NaN/inf samples at materialisation (evaluation stores them and
+            reports the track itself).
     """
 
     stems: dict = field(default_factory=dict)
@@ -219,6 +223,9 @@ class StemSetConfig(datasets.BuilderConfig):
     validation_tracks: tuple = MUSDB18_VALIDATION_TRACKS
     mixture_tolerance_db: float = DEFAULT_MIXTURE_TOLERANCE_DB
     source_signature: str | None = None
+    only_splits: tuple | None = None
+    skip_tracks: tuple = ()
+    check_finite: bool = True
 
 
 @dataclass(frozen=True)
@@ -538,10 +545,16 @@ class MusdbStems(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         splits = self._check_config()
+        wanted, skipped = self.config.only_splits, set(self.config.skip_tracks)
         # Validate every file before writing anything, so bad input fails fast and clean.
         checked = {
-            split: [(track, check_track_files(track, self.config.sources)) for track in tracks]
+            split: [
+                (track, check_track_files(track, self.config.sources))
+                for track in tracks
+                if track.name not in skipped
+            ]
             for split, tracks in splits.items()
+            if wanted is None or split in wanted
         }
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"tracks": tracks})
@@ -553,7 +566,8 @@ class MusdbStems(datasets.GeneratorBasedBuilder):
         cfg = self.config
         for track, info in tracks:
             audio = read_track(track, cfg.sources)
-            check_finite_audio(track, audio)
+            if cfg.check_finite:
+                check_finite_audio(track, audio)
             mixture = audio[MIXTURE]
             residual = mixture_residual_db(mixture, [audio[s] for s in cfg.sources])
             if residual > cfg.mixture_tolerance_db:
@@ -583,6 +597,7 @@ def load_stem_dataset(
     validation_tracks: Sequence[str] = MUSDB18_VALIDATION_TRACKS,
     mixture_tolerance_db: float = DEFAULT_MIXTURE_TOLERANCE_DB,
     num_proc: int | None = None,
+    **builder_options,
 ) -> datasets.DatasetDict:
     """Materialise (once, cached) and load a stem set of a MUSDB-layout tree.
 
@@ -595,6 +610,7 @@ def load_stem_dataset(
         validation_tracks: names in ``train/`` forming the validation split (default: MUSDB18's).
         mixture_tolerance_db: warning threshold of the mixture ≈ sum-of-sources check.
         num_proc: processes for materialisation (tracks are spread over them).
+        builder_options: further :class:`StemSetConfig` fields (``only_splits``, ...).
 
     Returns:
         DatasetDict of the splits, each with the columns of :func:`stem_features`, numpy format
@@ -615,6 +631,8 @@ def load_stem_dataset(
             f"stem set {name!r} uses unknown source(s) {unknown}; available sources: {list(sources)}"
         )
     tree = assign_splits(root, validation_tracks)
+    if builder_options.get("only_splits"):
+        tree = {s: t for s, t in tree.items() if s in builder_options["only_splits"]}
     for split in splits or ():
         if split not in SPLITS:
             raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
@@ -630,6 +648,7 @@ def load_stem_dataset(
         validation_tracks=tuple(validation_tracks),
         mixture_tolerance_db=float(mixture_tolerance_db),
         source_signature=source_signature(tree),
+        **builder_options,
     )
     if name in STEM_SETS:
         config_kwargs.pop("name")
@@ -658,6 +677,59 @@ def load_stem_dataset(
     if splits is not None:
         dsd = datasets.DatasetDict({s: dsd[s] for s in splits})
     return dsd
+
+
+def load_stem_split(
+    root: str | os.PathLike,
+    stem_set: str | Mapping[str, Sequence[str]],
+    split: str,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    sources: Sequence[str] = MUSDB_SOURCES,
+    validation_tracks: Sequence[str] = MUSDB18_VALIDATION_TRACKS,
+) -> tuple[datasets.Dataset, dict[str, str]]:
+    """One split for evaluation: only that split is validated and materialised, and its broken
+    tracks are left out and reported instead of failing the whole split.
+
+    Tracks whose files fail :func:`check_track_files` (a missing or extra stem, mono, mismatched
+    rates or lengths, unreadable) are broken; NaN/inf samples are stored, for the evaluation to
+    report the track.
+
+    Returns:
+        ``(dataset, broken)``: the split's good tracks, and ``{track name: problem}``.
+
+    Raises:
+        StemDatasetError: no such split, a bad stem set, or no good track at all.
+    """
+    root = Path(root).expanduser().resolve()
+    if split not in SPLITS:
+        raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
+    tree = assign_splits(root, validation_tracks)
+    if split not in tree:
+        raise StemDatasetError(f"empty split {split!r} under {str(root)!r}")
+    broken = {}
+    for track in tree[split]:
+        try:
+            check_track_files(track, sources)
+        except StemDatasetError as error:
+            broken[track.name] = str(error)
+    if len(broken) == len(tree[split]):
+        raise StemDatasetError(
+            f"every track of split {split!r} under {str(root)!r} is broken; first: "
+            f"{next(iter(broken.values()))}"
+        )
+    dsd = load_stem_dataset(
+        root,
+        stem_set,
+        cache_dir,
+        splits=[split],
+        sources=sources,
+        validation_tracks=validation_tracks,
+        only_splits=(split,),
+        skip_tracks=tuple(sorted(broken)),
+        check_finite=False,
+    )
+    return dsd[split], broken
 
 
 def save_stem_dataset(dsd: datasets.DatasetDict, path: str | os.PathLike) -> Path:
