@@ -237,7 +237,7 @@ def evaluate_separator(
                 finish(name, scores)
             scoring.update()
 
-    with scoring_pool(workers) as executor:
+    with scoring_pool(0 if fast else workers) as executor:  # fast: nothing for workers to do
         for index in separating:
             name = names[index]
             path = child_path(results_dir, f"{safe_name(name)}.json")

@@ -87,12 +87,13 @@ class InlineExecutor(concurrent.futures.Executor):
 
 def _terminate(executor: concurrent.futures.ProcessPoolExecutor) -> None:
     """Cancel the queued jobs and end the running workers now (not after their current job)."""
-    executor.shutdown(wait=False, cancel_futures=True)
     # The pool offers no public way to stop a running job; its process table is the only handle.
-    for process in list(getattr(executor, "_processes", {}).values()):
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         if process.is_alive():
             process.terminate()
-    for process in list(getattr(executor, "_processes", {}).values()):
+    for process in processes:
         process.join(5)
 
 
