@@ -73,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.model not in ORACLE_MASKS and (args.stems or args.n_fft or args.hop_length):
-        parser.error("--stems/--n-fft/--hop-length are for oracles")
+        print("error: --stems/--n-fft/--hop-length are for oracles", file=sys.stderr)
+        return 2
     if args.workers < 0:
-        parser.error(f"--workers must be >= 0, got {args.workers}")
+        print(f"error: --workers must be >= 0, got {args.workers}", file=sys.stderr)
+        return 2
     return run_command(lambda: evaluate(args), args.debug)
 
 
