@@ -33,7 +33,7 @@ import importlib.util
 import sys
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,10 @@ class PeerConfig:
     sample_rate: int = SAMPLE_RATE
     audio_channels: int = 2
     settings: dict = field(default_factory=dict)  # how the peer was built, for the reports
+
+    def to_diff_dict(self) -> dict:
+        """The config as a dict (what the evaluation records of a model's config)."""
+        return asdict(self)
 
 
 @dataclass

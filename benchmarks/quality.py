@@ -49,13 +49,13 @@ import torch
 from accelerate.utils import set_seed
 
 from benchmarks.peers import MUSDB_STEMS, PEERS, build_peer
+from data_scripts.musdb import stem_set_for
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
 from modeling_tfswa.evaluation import (
     ModelSeparator,
     OracleSeparator,
     aggregate_tracks,
     evaluate_separator,
-    stem_set_for,
 )
 from modeling_tfswa.fileio import write_text_atomic, write_via_temporary
 from modeling_tfswa.separation import apply_model
@@ -171,6 +171,9 @@ class MixtureSeparator:
     def __init__(self, stems: list[str], sample_rate: int = 44100):
         self.stems, self.sample_rate = list(stems), sample_rate
 
+    def settings(self) -> dict:
+        return {}
+
     def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         return mixture.unsqueeze(0).expand(len(self.stems), *mixture.shape).clone()
 
@@ -206,7 +209,7 @@ def score(separator, sets: dict, out: Path, museval: bool) -> dict:
     tracks, per_set = {}, {}
     for label, dataset in sets.items():
         result = evaluate_separator(
-            separator, dataset, out / label, fast=not museval, workers=0, progress=False
+            separator, dataset, out / label, fast=not museval, workers=0, progress=False, force=True
         )
         per_set[label] = result.aggregate
         tracks.update({f"{label}/{name}": scores for name, scores in result.tracks.items()})

@@ -93,6 +93,7 @@ def test_the_loop_trains_a_separator_that_is_not_tfswa(tmp_path):
             "optim.lr": 3e-2,
             "optim.warmup_steps": 0,
             "data.batch_size": 2,
+            "data.stem_set": "vocals-accompaniment",
         },
     )  # fmt: skip
     torch.manual_seed(0)

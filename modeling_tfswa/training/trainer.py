@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -37,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from ..fileio import write_text_atomic, write_via_temporary
+from ..fileio import publish_folder, write_text_atomic, write_via_temporary
 from ..metrics import sdr
 from ..modeling_tfswa import TFSWAUNet
 from .augment import Augmenter
@@ -45,6 +44,7 @@ from .config import TrainingConfig, save_config
 from .ema import EMA
 from .hub import HubPusher
 from .losses import SeparationLoss
+from .run_folder import hold_run_folder, load_run_state, save_run_state
 
 logger = logging.getLogger(__name__)
 
@@ -71,22 +71,6 @@ class TrainState:
     history: list[dict] = field(default_factory=list)  # validation metrics per evaluation
     train_seconds: float = 0.0
     train_cpu_seconds: float = 0.0
-
-    def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "best_sdr": self.best_sdr,
-            "history": json.dumps(self.history),
-            "train_seconds": self.train_seconds,
-            "train_cpu_seconds": self.train_cpu_seconds,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-        self.best_sdr = float(state["best_sdr"])
-        self.history = json.loads(state["history"])
-        self.train_seconds = float(state["train_seconds"])
-        self.train_cpu_seconds = float(state["train_cpu_seconds"])
 
 
 @dataclass
@@ -147,12 +131,7 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 def replace_dir(tmp: Path, final: Path) -> None:
     """Atomically put the finished folder `tmp` at `final` (replacing an older one)."""
-    old = final.with_name(f".old-{final.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    publish_folder(tmp, final)
 
 
 def write_model_card(folder: Path, config: TrainingConfig, metrics: dict[str, float], step: int):
@@ -453,9 +432,10 @@ def prepare_run(
     save_model: ModelSaver = save_model,
     hub_token: str | None = None,
 ) -> Run:
-    """Validate `config`, build (or take) the model, data, optimizer, EMA, loss and augmentation,
-    `accelerator.prepare` them, and load the checkpoint to resume from. See [`train`] for the args."""
-    config.validate()
+    """Build (or take) the model, data, optimizer, EMA, loss and augmentation for the validated
+    `config`, `accelerator.prepare` them, and load the checkpoint to resume from. Call it while
+    the output folder is held (`run_folder.hold_run_folder`, as [`train`] does); see [`train`] for
+    the args."""
     output_dir = Path(config.output_dir)
     if config.resume is None and checkpoint_dirs(output_dir):
         raise FileExistsError(
@@ -488,14 +468,12 @@ def prepare_run(
         )
     unwrapped = accelerator.unwrap_model(model)
     ema = EMA(unwrapped, config.ema_decay) if config.ema_decay > 0 else None
-    state = TrainState()
-    for obj in (state, ema):
-        if obj is not None:
-            accelerator.register_for_checkpointing(obj)
+    state = TrainState()  # checkpointed by save_run_state / load_run_state (JSON, safetensors)
     resume_from = resolve_resume(config.resume, output_dir)
     if resume_from is not None:
         accelerator.print(f"Resuming from {resume_from}")
         accelerator.load_state(str(resume_from))
+        load_run_state(resume_from, state, ema)
     elif config.resume == "latest":
         accelerator.print(f"No checkpoint in {output_dir / 'checkpoints'}; starting from scratch")
     pusher = None
@@ -600,6 +578,7 @@ def save_checkpoint(run: Run, metrics: dict[str, float]) -> None:
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if run.main:
+        save_run_state(tmp, state, run.ema)
         replace_dir(tmp, root / name)
         for old in checkpoint_dirs(run.output_dir)[: -run.config.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
@@ -727,15 +706,29 @@ def train(
     Returns:
         [`TrainResult`].
     """
-    run = prepare_run(
-        config,
-        model=model,
-        train_dataset=train_dataset,
-        validation_dataset=validation_dataset,
-        collate_fn=collate_fn,
-        save_model=save_model,
-        hub_token=hub_token,
-    )
+    config.validate()
+    # One run per output folder, and a resume only where the config fits: before any write.
+    with hold_run_folder(config, resolve_resume(config.resume, config.output_dir)):
+        run = prepare_run(
+            config,
+            model=model,
+            train_dataset=train_dataset,
+            validation_dataset=validation_dataset,
+            collate_fn=collate_fn,
+            save_model=save_model,
+            hub_token=hub_token,
+        )
+        return _loop(run, stop_after, stop_when, validate_when)
+
+
+def _loop(
+    run: Run,
+    stop_after: int | None,
+    stop_when: Callable[[TrainState], bool] | None,
+    validate_when: Callable[[TrainState], bool] | None,
+) -> TrainResult:
+    """[`train`]'s loop over the prepared run: steps, validations, checkpoints, end of run."""
+    config = run.config
     state, accelerator = run.state, run.accelerator
     log = StepLog(config.gradient_accumulation_steps, state.train_seconds)
     losses: list[tuple[int, float]] = []
