@@ -78,6 +78,52 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "tf_attention_stages": [False, True],
         "drop_path_rate": 0.0,
     },
+    # Experiments (README "Quality", variant table): one change each against `tfswa-unet`.
+    "tfswa-unet-3stage": {
+        "n_fft": 1024,
+        "hop_length": 256,
+        "patch_size": [1, 8],
+        "dims": [16, 32, 64],
+        "depths": [1, 1, 1],
+        "decoder_depths": [1, 1],
+        "num_heads": [1, 2, 4],
+        "tf_attention_stages": [False, True, True],
+        "drop_path_rate": 0.0,
+    },  # fmt: skip
+    "tfswa-unet-wide": {
+        "n_fft": 1024,
+        "hop_length": 256,
+        "patch_size": [1, 8],
+        "dims": [32, 64],
+        "depths": [1, 1],
+        "decoder_depths": [1],
+        "num_heads": [2, 4],
+        "tf_attention_stages": [False, True],
+        "drop_path_rate": 0.0,
+    },  # fmt: skip
+    "tfswa-unet-nfft2048": {
+        "n_fft": 2048,
+        "hop_length": 512,
+        "patch_size": [1, 8],
+        "dims": [16, 32],
+        "depths": [1, 1],
+        "decoder_depths": [1],
+        "num_heads": [1, 2],
+        "tf_attention_stages": [False, True],
+        "drop_path_rate": 0.0,
+    },  # fmt: skip
+    "tfswa-unet-ratio": {
+        "n_fft": 1024,
+        "hop_length": 256,
+        "patch_size": [1, 8],
+        "dims": [16, 32],
+        "depths": [1, 1],
+        "decoder_depths": [1],
+        "num_heads": [1, 2],
+        "tf_attention_stages": [False, True],
+        "drop_path_rate": 0.0,
+        "mask_type": "ratio",
+    },  # fmt: skip
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         "n_fft": 256,
@@ -121,8 +167,8 @@ def training_config(args, name: str):
         "seed": args.seed,
         "max_steps": args.steps or args.schedule_steps,
         "data.source": "musdb18hq" if args.train_root else "synthetic",
-        "data.root": str(args.train_root or args.out / "data" / "train"),
-        "data.cache_dir": str(args.out / "data" / "cache"),
+        "data.root": str(args.train_root or args.data_dir / "train"),
+        "data.cache_dir": str(args.data_dir / "cache"),
         "data.stem_set": stem_set_for(args.stems),
         "data.synthetic_train_songs": args.train_songs,
         "data.synthetic_validation_songs": 4,
@@ -187,7 +233,7 @@ def load_test_sets(args) -> dict[str, object]:
 
     roots = list(args.test_root or [])
     if not roots:
-        generated = args.out / "data" / f"test-seed{TEST_SEED}"
+        generated = args.data_dir / f"test-seed{TEST_SEED}-{args.test_songs}"
         ensure_synthetic_dataset(
             generated, 0, 0, args.test_songs, args.song_seconds, seed=TEST_SEED, progress=False
         )
@@ -198,7 +244,7 @@ def load_test_sets(args) -> dict[str, object]:
             print(f"quality: {SAMPLE_ROOT} not found; scoring on generated songs only")
     sets = {}
     for root in roots:
-        splits = load_stem_dataset(root, stem_set_for(args.stems), args.out / "data" / "cache")
+        splits = load_stem_dataset(root, stem_set_for(args.stems), args.data_dir / "cache")
         chosen = [splits["test"]] if "test" in splits else list(splits.values())
         sets[Path(root).name] = datasets.concatenate_datasets(chosen)
     return sets
@@ -411,6 +457,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--train-root", type=Path, default=None)
     parser.add_argument("--test-root", type=Path, action="append", default=None)
     parser.add_argument("--out", type=Path, default=Path("outputs/quality"))
+    parser.add_argument("--data-dir", type=Path, default=None, help="generated data (OUT/data)")
     parser.add_argument("--train-songs", type=int, default=32)
     parser.add_argument("--test-songs", type=int, default=8)
     parser.add_argument("--song-seconds", type=float, default=12.0, help="generated song length")
@@ -425,6 +472,8 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
     parser.add_argument("--museval", action="store_true", help="also museval's BSSEval v4")
     args = parser.parse_args(argv)
+    if args.data_dir is None:
+        args.data_dir = args.out / "data"
     if args.minutes is None and args.steps is None:
         args.minutes = 5.0
     unknown = [m for m in args.models if m not in known_models()]
