@@ -32,10 +32,12 @@ Songs render in ``workers`` processes (each loads its SoundFonts once).
 from __future__ import annotations
 
 import ctypes
+import glob
 import hashlib
 import json
 import os
 import re
+import shutil
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -574,6 +576,10 @@ def ensure_rendered_dataset(
     todo = [
         (spec, str(root), *job) for job in jobs if not song_complete(root / job[0] / job[1], spec)
     ]
+    for split, name, _ in jobs:  # temporary folders of a killed run (never read: dot names)
+        for leftover in (root / split).glob(f".{glob.escape(name)}.*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
     results: dict[str, dict] = {}
     for split, name, _ in jobs:
         if song_complete(root / split / name, spec):
@@ -596,8 +602,6 @@ def ensure_rendered_dataset(
     for split in SPLIT_IDS:  # songs of an older spec that this one no longer has
         for child in sorted((root / split).glob("*")) if (root / split).is_dir() else []:
             if f"{split}/{child.name}" not in wanted and (child / SONG_MANIFEST).is_file():
-                import shutil
-
                 shutil.rmtree(child)
     tracks = sorted(results)
     for stem in SOURCES:
