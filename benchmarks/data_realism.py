@@ -133,6 +133,7 @@ def main() -> None:
 
     def rendered(engines: tuple[str, ...], tag: str) -> tuple[dict, float]:
         root = out / f"rendered-{tag}"
+        already = (root / "render_manifest.json").exists()  # then no speed to measure
         start = time.perf_counter()
         ensure_rendered_dataset(
             root,
@@ -142,9 +143,8 @@ def main() -> None:
         audio = (sum(counts[k] for k in ("num_train", "num_validation", "num_test"))) * counts[
             "seconds"
         ]
-        return {"source": "rendered", "root": str(root), "render_vocal_engines": list(engines)}, (
-            audio / seconds
-        )
+        source = {"source": "rendered", "root": str(root), "render_vocal_engines": list(engines)}
+        return source, None if already else audio / seconds
 
     synthetic = {"source": "synthetic", "root": str(out / "synthetic")}
     if args.vocals:
