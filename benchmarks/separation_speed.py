@@ -55,7 +55,13 @@ class WaveformSeparator(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        self.config = SimpleNamespace(stems=STEMS, sample_rate=SAMPLE_RATE, audio_channels=2)
+        self.config = SimpleNamespace(
+            stems=STEMS,
+            sample_rate=SAMPLE_RATE,
+            audio_channels=2,
+            segment_seconds=6.0,
+            overlap=0.25,
+        )
 
     def forward(self, input_values: torch.Tensor) -> SimpleNamespace:
         return SimpleNamespace(waveforms=self.net(input_values))

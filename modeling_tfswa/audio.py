@@ -4,7 +4,8 @@ Everything inside the project is float32, channels-first `(channels, samples)` a
 sample rate; this module converts what users have (files, int16 arrays, mono, 48 kHz, ...) to
 that and back. Files are read and written with soundfile (WAV, FLAC, MP3, OGG, AIFF); writes go to a
 temporary name in the target folder and are renamed into place, so no half-written file is ever
-left behind. Resampling is a windowed-sinc polyphase filter written in torch (no torchaudio).
+left behind. The conversions the saved model folder also needs (channels, resampling, integer PCM)
+live in `separation_core` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,23 @@ import torch
 
 from .fileio import write_via_temporary
 
+# The standalone conversions, re-exported (see __all__) from their home, which the saved model
+# folder carries.
+from .separation_core import (
+    MAX_RESAMPLE_FILTER,
+    RESAMPLE_BETA,
+    RESAMPLE_ROLLOFF,
+    RESAMPLE_ZEROS,
+    AudioError,
+    check_finite,
+    fit_length,
+    match_channels,
+    resample,
+    resample_filter,
+    restore_channels,
+    to_float,
+)
+
 #: File extensions read and written (soundfile / libsndfile formats).
 AUDIO_FORMATS = {
     ".wav": "WAV",
@@ -33,10 +51,6 @@ AUDIO_FORMATS = {
 
 #: Output subtypes offered to users, by name.
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
-
-
-class AudioError(ValueError):
-    """An audio input that cannot be separated (unreadable, empty, non-finite, wrong shape...)."""
 
 
 def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -103,163 +117,6 @@ def save_audio(
         path,
         lambda temporary: sf.write(temporary, data.T, sample_rate, subtype, format=file_format),
     )
-
-
-def check_finite(waveform: np.ndarray | torch.Tensor, name: str) -> None:
-    """Raise [`AudioError`] naming `name` if `waveform` holds NaN or infinite samples."""
-    finite = (
-        torch.isfinite(waveform) if isinstance(waveform, torch.Tensor) else np.isfinite(waveform)
-    )
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        raise AudioError(f"{name}: {bad} NaN or infinite sample(s)")
-
-
-def to_float(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Audio samples as a float32 tensor, integer PCM scaled to [-1, 1).
-
-    Signed integers are divided by their full scale (`2**15` for int16, `2**31` for int32), uint8
-    (8-bit WAV's unsigned PCM) is centred on 128 first; floats are only cast.
-
-    Args:
-        audio (`np.ndarray` or `torch.Tensor` of any shape): samples.
-
-    Returns:
-        `torch.Tensor` of the same shape, float32 (sharing memory with a float32 input).
-    """
-    tensor = torch.from_numpy(np.asarray(audio)) if not isinstance(audio, torch.Tensor) else audio
-    if tensor.is_floating_point():
-        return tensor.float()
-    if tensor.dtype == torch.uint8:
-        return (tensor.float() - 128.0) / 128.0
-    if tensor.dtype in (torch.int8, torch.int16, torch.int32, torch.int64):
-        return (tensor.double() / (-torch.iinfo(tensor.dtype).min)).float()
-    raise AudioError(f"unsupported sample type {tensor.dtype} (use float or integer PCM)")
-
-
-def match_channels(waveform: torch.Tensor, channels: int) -> torch.Tensor:
-    """Adapt a mixture to a model's channel count: mono is copied to every channel, and a model
-    with one channel gets the average of the input channels.
-
-    Args:
-        waveform (`torch.Tensor` of shape `(in_channels, samples)`).
-        channels (`int`): channels the model expects.
-
-    Returns:
-        `torch.Tensor` of shape `(channels, samples)`.
-    """
-    in_channels = waveform.shape[0]
-    if in_channels == channels:
-        return waveform
-    if in_channels == 1:
-        return waveform.expand(channels, -1)
-    if channels == 1:
-        return waveform.mean(0, keepdim=True)
-    raise AudioError(
-        f"cannot separate {in_channels}-channel audio with a {channels}-channel model "
-        "(mono, or the model's channel count, are supported)"
-    )
-
-
-def restore_channels(stems: torch.Tensor, channels: int) -> torch.Tensor:
-    """Inverse of [`match_channels`] on separated stems: back to the input's channel count.
-
-    Args:
-        stems (`torch.Tensor` of shape `(stems, model_channels, samples)`).
-        channels (`int`): channels of the original input.
-
-    Returns:
-        `torch.Tensor` of shape `(stems, channels, samples)` (a mono input gets the average of the
-        model's channels; a mono model's output is copied to every input channel).
-    """
-    model_channels = stems.shape[1]
-    if model_channels == channels:
-        return stems
-    if channels == 1:
-        return stems.mean(1, keepdim=True)
-    if model_channels == 1:
-        return stems.expand(-1, channels, -1)
-    raise AudioError(f"cannot map {model_channels} model channels to {channels} channels")
-
-
-#: Zero crossings of the sinc on each side of the resampling filter, Kaiser window shape, and the
-#: passband edge as a fraction of the lower Nyquist frequency: 64 zeros and beta 8.6 give about
-#: 85 dB of stopband attenuation and a transition band that ends below the lower Nyquist frequency.
-RESAMPLE_ZEROS = 64
-RESAMPLE_BETA = 8.6
-RESAMPLE_ROLLOFF = 0.945
-#: Largest polyphase filter bank built (phases × taps); coprime rates like 44100 -> 44101 would need
-#: tens of millions of taps.
-MAX_RESAMPLE_FILTER = 1 << 23
-
-
-def resample_filter(orig_freq: int, new_freq: int) -> tuple[torch.Tensor, int, int, int]:
-    """Polyphase Kaiser-windowed sinc low-pass filter bank resampling `orig_freq` to `new_freq`.
-
-    Output sample `n = m * up + p` sits at input position `n * down / up`; phase `p` of the filter
-    holds the weights of the input samples around it, so a strided convolution computes all phases.
-
-    Returns:
-        `(filters, up, down, pad)`: `filters` of shape `(up, taps)` float32, the reduced ratio
-        `up / down`, and the left zero padding `pad` the convolution needs.
-    """
-    divisor = math.gcd(orig_freq, new_freq)
-    up, down = new_freq // divisor, orig_freq // divisor
-    cutoff = 0.5 * RESAMPLE_ROLLOFF * min(1.0, up / down)  # cycles per input sample
-    half_width = RESAMPLE_ZEROS / (2 * cutoff)  # in input samples
-    pad = math.ceil(half_width)
-    taps = down + 2 * pad + 1
-    if up * taps > MAX_RESAMPLE_FILTER:
-        raise AudioError(
-            f"cannot resample {orig_freq} Hz to {new_freq} Hz: the reduced ratio {up}/{down} needs "
-            f"a {up}x{taps} filter bank; resample to a common rate first"
-        )
-    phase = torch.arange(up, dtype=torch.float64)[:, None] * down / up
-    offset = phase + pad - torch.arange(taps, dtype=torch.float64)[None, :]  # position - input
-    inside = (offset / half_width).clamp(-1, 1)
-    window = torch.special.i0(RESAMPLE_BETA * torch.sqrt(1 - inside**2)) / torch.special.i0(
-        torch.tensor(RESAMPLE_BETA, dtype=torch.float64)
-    )
-    filters = 2 * cutoff * torch.sinc(2 * cutoff * offset) * window
-    filters = torch.where(offset.abs() <= half_width, filters, 0.0)
-    return filters.float(), up, down, pad
-
-
-def resample(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Tensor:
-    """Band-limited resampling by a windowed-sinc polyphase filter (anti-aliased when downsampling).
-
-    Args:
-        waveform (`torch.Tensor` of shape `(..., samples)`): float signal at `orig_freq`.
-        orig_freq (`int`): its sample rate in Hz.
-        new_freq (`int`): the wanted sample rate in Hz.
-
-    Returns:
-        `torch.Tensor` of shape `(..., ceil(samples * new_freq / orig_freq))`, float32 (the input
-        itself when the rates are equal).
-    """
-    if orig_freq == new_freq:
-        return waveform
-    if orig_freq <= 0 or new_freq <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
-    filters, up, down, pad = resample_filter(orig_freq, new_freq)
-    leading, num_samples = waveform.shape[:-1], waveform.shape[-1]
-    num_out = math.ceil(num_samples * up / down)
-    frames = math.ceil(num_out / up)  # strided convolution steps (each gives `up` samples)
-    right = (frames - 1) * down + filters.shape[1] - (num_samples + pad)
-    signal = waveform.reshape(-1, 1, num_samples).float()
-    signal = torch.nn.functional.pad(signal, (pad, max(right, 0)))
-    phases = torch.nn.functional.conv1d(
-        signal, filters.to(signal.device)[:, None, :], stride=down
-    )  # (N, up, frames)
-    out = phases[..., :frames].transpose(1, 2).reshape(-1, frames * up)[:, :num_out]
-    return out.reshape(*leading, num_out)
-
-
-def fit_length(waveform: torch.Tensor, length: int) -> torch.Tensor:
-    """Crop or zero-pad the last axis of `waveform` (`(..., samples)`) to `length` samples."""
-    if waveform.shape[-1] >= length:
-        return waveform[..., :length]
-    return torch.nn.functional.pad(waveform, (0, length - waveform.shape[-1]))
 
 
 #: Peak kept below full scale when rescaling, so that PCM rounding never clips.
@@ -385,3 +242,28 @@ def write_stems(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return list(targets.values())
+
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "AudioError",
+    "CLIP_LIMIT",
+    "CLIP_MODES",
+    "MAX_RESAMPLE_FILTER",
+    "RESAMPLE_BETA",
+    "RESAMPLE_ROLLOFF",
+    "RESAMPLE_ZEROS",
+    "SUBTYPES",
+    "check_finite",
+    "find_audio_files",
+    "fit_length",
+    "load_audio",
+    "match_channels",
+    "prevent_clipping",
+    "resample",
+    "resample_filter",
+    "restore_channels",
+    "save_audio",
+    "to_float",
+    "write_stems",
+]

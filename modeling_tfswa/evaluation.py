@@ -4,7 +4,7 @@ masking baselines.
 
 - [`bsseval_track`]: museval scores of one track from arrays (`museval.eval_mus_track` without a
   musdb database); [`save_track_scores`] writes its museval JSON.
-- Separators: [`ModelSeparator`] (a trained model through `modeling_tfswa.separation.apply_model`)
+- Separators: [`ModelSeparator`] (a trained model through `modeling_tfswa.separation.Separator`)
   and [`OracleSeparator`] (ideal ratio / binary masks computed from the true stems), both behind
   [`load_separator`].
 - [`evaluate_separator`]: separates every track of a dataset split in this process and scores it in
@@ -36,7 +36,7 @@ from data_scripts.musdb import STEM_SETS
 from .configuration_tfswa import TFSWAConfig
 from .fileio import write_text_atomic, write_via_temporary
 from .metrics import csdr, framewise_sdr, median_over_frames, median_over_tracks, sdr
-from .separation import apply_model
+from .separation import Separator
 from .spectral import SpectralTransform
 
 #: BSSEval metrics museval reports for every frame.
@@ -235,46 +235,32 @@ class OracleSeparator:
 
 @dataclass
 class ModelSeparator:
-    """A trained model run over full tracks with `modeling_tfswa.separation.apply_model`.
+    """A trained model's [`Separator`] (the one separation path) as an evaluation separator.
 
     Args:
-        model: a [`TFSWAUNet`] (or any model with `config.stems` / `config.sample_rate` /
-            `config.audio_channels` that `apply_model` accepts).
+        separator ([`Separator`]): the model and its separation options.
         name (`str`): name in the reports (the model's path or Hub id).
-        segment_seconds / overlap / shifts / batch_size / device: passed to `apply_model`.
     """
 
-    model: torch.nn.Module
+    separator: Separator
     name: str
-    segment_seconds: float | None = None
-    overlap: float = 0.25
-    shifts: int = 0
-    batch_size: int = 4
-    device: str | None = None
 
     @property
     def stems(self) -> list[str]:
-        return list(self.model.config.stems)
+        return self.separator.stems
 
     @property
     def sample_rate(self) -> int:
-        return self.model.config.sample_rate
+        return self.separator.sample_rate
 
     @property
     def audio_channels(self) -> int:
-        return self.model.config.audio_channels
+        return self.separator.model.config.audio_channels
 
     def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         """`(channels, samples)` -> `(stems, channels, samples)`; `references` is not looked at."""
-        return apply_model(
-            self.model,
-            mixture,
-            segment_seconds=self.segment_seconds,
-            overlap=self.overlap,
-            shifts=self.shifts,
-            batch_size=self.batch_size,
-            device=self.device,
-        )
+        stems = self.separator.separate_waveform(mixture, self.sample_rate, self.name)
+        return torch.stack([stems[stem] for stem in self.stems])
 
 
 def load_separator(
@@ -292,8 +278,8 @@ def load_separator(
         name_or_path (`str`): `"irm"`, `"irm2"`, `"ibm"`, a local model folder or a Hub id.
         stems (`Sequence[str]`, *optional*): oracle stems (defaults to `TFSWAConfig`'s 4 stems).
         n_fft / hop_length (`int`, *optional*): oracle STFT (defaults to `TFSWAConfig`'s).
-        separation_options: [`ModelSeparator`] options (segment_seconds, overlap, shifts,
-            batch_size, device).
+        separation_options: [`Separator`] options (segment_seconds, overlap, shifts, batch_size,
+            device, dtype).
     """
     if name_or_path in ORACLE_MASKS:
         defaults = TFSWAConfig()
@@ -306,10 +292,8 @@ def load_separator(
         )
     if stems or n_fft or hop_length:
         raise ValueError("stems, n_fft and hop_length only apply to oracles; a model has its own")
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(name_or_path).eval()
-    return ModelSeparator(model=model, name=name_or_path, **separation_options)
+    separator = Separator.from_pretrained(name_or_path, **separation_options)
+    return ModelSeparator(separator=separator, name=name_or_path)
 
 
 def stem_set_for(stems: Sequence[str]) -> str | dict[str, list[str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from data_scripts.musdb import load_stem_dataset
 
 from ..evaluation import ORACLE_MASKS, evaluate_separator, load_separator, stem_set_for
+from .options import add_separation_flags, separation_options
 
 
 def _stem_set(text: str) -> str | dict[str, list[str]]:
@@ -51,12 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=2, help="museval processes (0: in this process)"
     )
     parser.add_argument("--frame-seconds", type=float, default=1.0, help="BSSEval frame length")
-    group = parser.add_argument_group("model separation (apply_model)")
-    group.add_argument("--segment", type=float, default=None, help="segment length in seconds")
-    group.add_argument("--overlap", type=float, default=0.25)
-    group.add_argument("--shifts", type=int, default=0, help="random-shift test-time augmentation")
-    group.add_argument("--batch-size", type=int, default=4)
-    group.add_argument("--device", default=None, help="e.g. cpu, cuda")
+    add_separation_flags(parser)
     group = parser.add_argument_group("oracles")
     group.add_argument("--stems", nargs="+", default=None, help="oracle stems (default 4 stems)")
     group.add_argument("--n-fft", type=int, default=None, help="oracle STFT size (default 2048)")
@@ -67,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    options = separation_options(args, parser)
     if (args.out / "scores.json").exists() and not args.force:
         print(f"tfswa-evaluate: {args.out} holds results; pass --force", file=sys.stderr)
         return 1
@@ -79,14 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stems or args.n_fft or args.hop_length:
             print("tfswa-evaluate: --stems/--n-fft/--hop-length are for oracles", file=sys.stderr)
             return 2
-        separator = load_separator(
-            args.model,
-            segment_seconds=args.segment,
-            overlap=args.overlap,
-            shifts=args.shifts,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
+        separator = load_separator(args.model, **options)
     stem_set = args.stem_set if args.stem_set is not None else stem_set_for(separator.stems)
     splits = load_stem_dataset(args.root, stem_set, cache_dir=args.cache_dir, splits=[args.split])
     result = evaluate_separator(

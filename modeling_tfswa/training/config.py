@@ -211,9 +211,10 @@ class TrainingConfig:
     demo: bool = False
 
     def model_config(self) -> TFSWAConfig:
-        """The model configuration, built (and validated) from the `model` section."""
+        """The model configuration, built (and validated) from the `model` section, with the
+        separation segment length set to the training segment length (`data.segment_seconds`)."""
         try:
-            return TFSWAConfig(**self.model)
+            return TFSWAConfig(**self.model, segment_seconds=self.data.segment_seconds)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model: {error}") from error
 
@@ -313,6 +314,10 @@ def parse_value(text: str) -> Any:
 
 def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
     accepted = set(inspect.signature(TFSWAConfig.__init__).parameters) - {"self", "kwargs"}
+    if "segment_seconds" in model:
+        raise ConfigError(
+            f"{where}.segment_seconds: set data.segment_seconds (the model's is the training length)"
+        )
     unknown = sorted(set(model) - accepted)
     if unknown:
         raise ConfigError(
