@@ -10,10 +10,12 @@ live in `separation_core` and are re-exported here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,37 @@ AUDIO_FORMATS = {
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 
 
+def _check_audio_path(path: str | os.PathLike) -> Path:
+    """`path` as a `Path`, if it names an existing file of a format we read (else [`AudioError`])."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if not path.is_file():
+        raise AudioError(f"{path}: not a file")
+    if path.suffix.lower() not in AUDIO_FORMATS:
+        raise AudioError(
+            f"{path}: unsupported format {path.suffix!r} (supported: "
+            f"{', '.join(sorted(AUDIO_FORMATS))})"
+        )
+    return path
+
+
+def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """soundfile's header information (`samplerate`, `channels`, `frames`...) of an audio file.
+
+    Raises:
+        AudioError: as [`load_audio`] for a missing, unsupported, unreadable or empty file.
+    """
+    path = _check_audio_path(path)
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
+        raise AudioError(f"{path}: cannot read audio ({error})") from error
+    if info.frames == 0:
+        raise AudioError(f"{path}: the file has no samples")
+    return info
+
+
 def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read an audio file as float32, channels first.
 
@@ -67,16 +100,7 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         AudioError: the file is missing, not an audio format we read, unreadable, has no samples or
             holds NaN/inf samples; the message names the file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if not path.is_file():
-        raise AudioError(f"{path}: not a file")
-    if path.suffix.lower() not in AUDIO_FORMATS:
-        raise AudioError(
-            f"{path}: unsupported format {path.suffix!r} (supported: "
-            f"{', '.join(sorted(AUDIO_FORMATS))})"
-        )
+    path = _check_audio_path(path)
     try:
         data, sample_rate = sf.read(path, dtype="float32", always_2d=True)  # (T, C)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
@@ -146,20 +170,30 @@ def prevent_clipping(
     return CLIP_MODES[mode](stems, peak)
 
 
+def clipping_report(mode: str, peak: float, clamped: int = 0) -> str:
+    """The sentence saying what [`prevent_clipping`]'s `mode` did to stems whose peak exceeded full
+    scale (`clamped`: samples clamped, for `"clamp"`)."""
+    if mode == "rescale":
+        return f"peak {peak:.3f}: all stems rescaled by {20 * math.log10(CLIP_LIMIT / peak):.2f} dB"
+    if mode == "clamp":
+        return f"peak {peak:.3f}: {clamped} sample(s) clamped to full scale"
+    return f"peak {peak:.3f} exceeds full scale, left as is"
+
+
 def _rescale(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndarray], str]:
     gain = CLIP_LIMIT / peak
     rescaled = {name: wave * gain for name, wave in stems.items()}
-    return rescaled, f"peak {peak:.3f}: all stems rescaled by {20 * math.log10(gain):.2f} dB"
+    return rescaled, clipping_report("rescale", peak)
 
 
 def _clamp(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndarray], str]:
     clipped = sum(int((np.abs(wave) > 1.0).sum()) for wave in stems.values())
     clamped = {name: np.clip(wave, -1.0, 1.0) for name, wave in stems.items()}
-    return clamped, f"peak {peak:.3f}: {clipped} sample(s) clamped to full scale"
+    return clamped, clipping_report("clamp", peak, clipped)
 
 
 def _unchanged(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndarray], str]:
-    return stems, f"peak {peak:.3f} exceeds full scale, left as is"
+    return stems, clipping_report("none", peak)
 
 
 CLIP_MODES = {"rescale": _rescale, "clamp": _clamp, "none": _unchanged}
@@ -193,6 +227,37 @@ def find_audio_files(inputs: list[str | os.PathLike]) -> list[tuple[Path, AudioE
     return found
 
 
+@contextlib.contextmanager
+def staged_folder(
+    folder: str | os.PathLike, file_names: list[str], *, overwrite: bool = False
+) -> Iterator[Path]:
+    """Write files into `folder` all or nothing: yields a temporary folder beside `folder` to write
+    `file_names` into; on success it is renamed to `folder` (or, when `folder` exists, its files are
+    renamed into it one by one); on failure it is removed, so no partial output is left behind.
+
+    Raises:
+        FileExistsError: one of the files exists in `folder` and `overwrite` is `False` (checked
+            before anything is written).
+    """
+    folder = Path(folder)
+    existing = [str(folder / name) for name in file_names if (folder / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); use --force / overwrite=True")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        yield staging
+        if folder.exists():
+            for name in file_names:
+                os.replace(staging / name, folder / name)
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def write_stems(
     folder: str | os.PathLike,
     stems: dict[str, np.ndarray],
@@ -202,11 +267,7 @@ def write_stems(
     subtype: str = "PCM_24",
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write `folder/<stem><extension>` for every stem, all or nothing.
-
-    The stems are written into a temporary folder beside `folder`, which is then renamed to
-    `folder` (or, when `folder` exists, whose files are renamed into it one by one); a failure
-    removes the temporary folder, so no partial output is left behind.
+    """Write `folder/<stem><extension>` for every stem, all or nothing (see [`staged_folder`]).
 
     Args:
         folder: the track's output folder.
@@ -222,31 +283,17 @@ def write_stems(
     Raises:
         FileExistsError: a stem file exists and `overwrite` is `False` (nothing is written).
     """
-    folder = Path(folder)
-    targets = {stem: folder / f"{stem}{extension}" for stem in stems}
-    existing = [str(path) for path in targets.values() if path.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist(s); use --force / overwrite=True")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
-    try:
+    names = {stem: f"{stem}{extension}" for stem in stems}
+    with staged_folder(folder, list(names.values()), overwrite=overwrite) as staging:
         for stem, waveform in stems.items():
-            save_audio(staging / targets[stem].name, waveform, sample_rate, subtype)
-        if folder.exists():
-            for path in targets.values():
-                os.replace(staging / path.name, path)
-            staging.rmdir()
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return list(targets.values())
+            save_audio(staging / names[stem], waveform, sample_rate, subtype)
+    return [Path(folder) / name for name in names.values()]
 
 
 __all__ = [
     "AUDIO_FORMATS",
     "AudioError",
+    "audio_info",
     "CLIP_LIMIT",
     "CLIP_MODES",
     "MAX_RESAMPLE_FILTER",
@@ -255,6 +302,7 @@ __all__ = [
     "RESAMPLE_ZEROS",
     "SUBTYPES",
     "check_finite",
+    "clipping_report",
     "find_audio_files",
     "fit_length",
     "load_audio",
@@ -264,6 +312,7 @@ __all__ = [
     "resample_filter",
     "restore_channels",
     "save_audio",
+    "staged_folder",
     "to_float",
     "write_stems",
 ]

@@ -21,21 +21,35 @@ and returns an object with `.waveforms` of shape `(batch, stems, channels, sampl
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch import nn
 
-from .audio import load_audio, prevent_clipping, write_stems
+from .audio import (
+    AUDIO_FORMATS,
+    CLIP_LIMIT,
+    CLIP_MODES,
+    audio_info,
+    clipping_report,
+    load_audio,
+    prevent_clipping,
+    save_audio,
+    staged_folder,
+)
+from .fileio import write_via_temporary
 from .separation_core import (
     AudioError,
     apply_model,
     check_finite,
     fit_length,
+    iter_separated,
     match_channels,
     resample,
     resolve_device,
@@ -304,11 +318,13 @@ class FileSeparation:
         track (`str`): the track's name (the input file's name without extension).
         paths (`list[Path]`): the stem files written.
         clipping (`str`, *optional*): what was done about samples beyond full scale, if any.
+        plot (`Path`, *optional*): the spectrogram PNG, when asked for.
     """
 
     track: str
     paths: list[Path]
     clipping: str | None = None
+    plot: Path | None = None
 
 
 def separate_file(
@@ -322,9 +338,14 @@ def separate_file(
     subtype: str = "PCM_24",
     clip: str | None = None,
     overwrite: bool = False,
+    plot: bool = False,
 ) -> FileSeparation:
     """Separate an audio file into `out_dir/<track>/<stem><extension>`, at the file's sample rate
     and channel count.
+
+    A file at the model's sample rate is streamed: read a segment at a time and each stem written
+    as the overlap-add finishes each region (through soundfile), so memory stays that of a few
+    segments whatever the track's length. A file at another rate is resampled in memory.
 
     Args:
         separator ([`Separator`]): the model and its separation options.
@@ -337,6 +358,8 @@ def separate_file(
             [`modeling_tfswa.audio.prevent_clipping`]); defaults to `"rescale"` for PCM subtypes and
             `"none"` for `"FLOAT"`, which stores values beyond full scale.
         overwrite (`bool`, *optional*, defaults to `False`): replace existing stem files.
+        plot (`bool`, *optional*, defaults to `False`): also write `<track>/spectrograms.png`
+            (see [`modeling_tfswa.plots.plot_spectrograms`]).
 
     Raises:
         AudioError: the input cannot be separated (missing, unreadable, empty, NaN/inf...).
@@ -345,19 +368,127 @@ def separate_file(
     path = Path(path)
     folder = Path(out_dir) / path.stem
     names = separator.output_stems(stems, two_stems)
-    existing = [str(folder / f"{name}{extension}") for name in names]
-    existing = [target for target in existing if os.path.exists(target)]
-    if existing and not overwrite:
-        raise FileExistsError(f"{path}: {', '.join(existing)} exist(s); use --force to overwrite")
-    waveform, sample_rate = load_audio(path)
-    separated = separator.separate_waveform(
-        torch.from_numpy(waveform), sample_rate, str(path), stems=stems, two_stems=two_stems
-    )
-    separated = {stem: wave.numpy() for stem, wave in separated.items()}
+    files = [f"{name}{extension}" for name in names] + (["spectrograms.png"] if plot else [])
     if clip is None:
         clip = "none" if subtype == "FLOAT" else "rescale"
-    separated, clipping = prevent_clipping(separated, clip)
-    paths = write_stems(
-        folder, separated, sample_rate, extension=extension, subtype=subtype, overwrite=overwrite
+    if clip not in CLIP_MODES:
+        raise ValueError(f"clip mode must be one of {sorted(CLIP_MODES)}, got {clip!r}")
+    sample_rate = audio_info(path).samplerate
+    with staged_folder(folder, files, overwrite=overwrite) as staging:
+        if sample_rate == separator.sample_rate:
+            clipping = _separate_streamed(
+                separator, path, staging, names, two_stems, extension, subtype, clip
+            )
+        else:
+            waveform, sample_rate = load_audio(path)
+            separated = separator.separate_waveform(
+                torch.from_numpy(waveform), sample_rate, str(path), stems=stems, two_stems=two_stems
+            )
+            separated = {stem: wave.numpy() for stem, wave in separated.items()}
+            separated, clipping = prevent_clipping(separated, clip)
+            for stem, wave in separated.items():
+                save_audio(staging / f"{stem}{extension}", wave, sample_rate, subtype)
+        if plot:
+            from .plots import plot_spectrograms
+
+            signals = {"mixture": path, **{name: staging / f"{name}{extension}" for name in names}}
+            plot_spectrograms(signals, sample_rate, staging / files[-1])
+    return FileSeparation(
+        track=path.stem, paths=[folder / name for name in files], clipping=clipping
     )
-    return FileSeparation(track=path.stem, paths=paths, clipping=clipping)
+
+
+#: Frames read or copied at a time by the streamed file path's second (rescaling) pass.
+COPY_BLOCK_FRAMES = 1 << 18
+
+
+def _separate_streamed(
+    separator: Separator,
+    path: Path,
+    staging: Path,
+    names: list[str],
+    two_stems: str | None,
+    extension: str,
+    subtype: str,
+    clip: str,
+) -> str | None:
+    """[`separate_file`] for a file at the model's rate: segments read from the file, regions
+    written as soon as [`iter_separated`] finishes them. Returns the clipping report.
+
+    `"rescale"` needs the peak of the whole track before it can scale: the stems are first written
+    as float WAV, then copied block by block into the final format with the gain."""
+    config = separator.model.config
+    file_format = AUDIO_FORMATS[extension]
+    interim = clip == "rescale"
+    with sf.SoundFile(path) as source:
+        channels, frames, rate = source.channels, source.frames, source.samplerate
+
+        def read(start: int, length: int) -> torch.Tensor:  # (channels, length), zero outside
+            lo, hi = max(start, 0), min(start + length, frames)
+            if hi <= lo:  # wholly in the leading zeros of a shifted pass
+                return torch.zeros(channels, length)
+            source.seek(lo)
+            block = torch.from_numpy(source.read(hi - lo, dtype="float32", always_2d=True).T.copy())
+            check_finite(block, str(path))
+            return nn.functional.pad(block, (lo - start, start + length - hi))
+
+        def read_segment(track: int, start: int, length: int) -> torch.Tensor:
+            try:
+                return match_channels(read(start, length), config.audio_channels)
+            except AudioError as error:
+                raise AudioError(f"{path}: {error}") from error
+
+        targets = {name: staging / f"{name}{'.wav' if interim else extension}" for name in names}
+        peak, clamped = 0.0, 0
+        with contextlib.ExitStack() as stack:
+            writers = {
+                name: stack.enter_context(
+                    sf.SoundFile(
+                        target,
+                        "w",
+                        rate,
+                        channels,
+                        "FLOAT" if interim else subtype,
+                        format="WAV" if interim else file_format,
+                    )
+                )
+                for name, target in targets.items()
+            }
+            blocks = iter_separated(
+                separator.model,
+                read_segment,
+                1,
+                frames,
+                progress=separator.progress,
+                **separator.options,
+            )
+            for lo, hi, block in blocks:
+                by_name = dict(zip(separator.stems, restore_channels(block[0], channels)))
+                if two_stems is not None:
+                    by_name[COMPLEMENT_PREFIX + two_stems] = read(lo, hi - lo) - by_name[two_stems]
+                for name in names:
+                    data = by_name[name].numpy()
+                    peak = max(peak, float(np.abs(data).max()))
+                    if clip == "clamp":
+                        clamped += int((np.abs(data) > 1.0).sum())
+                        data = np.clip(data, -1.0, 1.0)
+                    writers[name].write(data.T)
+    if interim:  # second pass: the gain is known now
+        gain = CLIP_LIMIT / peak if peak > 1.0 else 1.0
+        for name, target in targets.items():
+
+            def copy(temporary: str, target: Path = target) -> None:
+                with (
+                    sf.SoundFile(target) as reader,
+                    sf.SoundFile(
+                        temporary, "w", rate, channels, subtype, format=file_format
+                    ) as out,
+                ):
+                    for data in reader.blocks(COPY_BLOCK_FRAMES, dtype="float32", always_2d=True):
+                        out.write(data * gain if gain != 1.0 else data)
+
+            final = staging / f"{name}{extension}"
+            write_via_temporary(final, copy)
+            if target != final:
+                target.unlink()
+    return clipping_report(clip, peak, clamped) if peak > 1.0 else None

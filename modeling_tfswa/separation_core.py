@@ -279,6 +279,8 @@ def _segment(track: torch.Tensor, start: int, length: int) -> torch.Tensor:
     """
     num_samples = track.shape[-1]
     lo, hi = max(start, 0), min(start + length, num_samples)
+    if hi <= lo:  # wholly in the leading zeros of a shifted pass
+        return track.new_zeros(*track.shape[:-1], length)
     view = track[..., lo:hi]
     if lo - start or start + length - hi:
         view = nn.functional.pad(view, (lo - start, start + length - hi))

@@ -88,6 +88,13 @@ def test_identity_model_returns_input(num_samples, shifts, batch_size):
     assert sum(call.shape[0] for call in model.calls) >= passes
 
 
+def test_segments_shorter_than_the_largest_shift():
+    # Shifted passes then hold segments wholly inside the leading zeros.
+    mixture = torch.randn(2, 333)
+    stems = apply_model(ScaleModel(), mixture, segment_seconds=0.2, shifts=4)
+    assert (stems - mixture[None] * ScaleModel().gains[:, None, None]).abs().max() < 1e-5
+
+
 def test_segments_batches_and_lengths():
     model = ScaleModel(gains=(1.0,))
     mixture = torch.randn(2, 1000)

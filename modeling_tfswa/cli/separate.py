@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         "none (default: rescale for PCM, none for FLOAT)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite existing stem files")
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write <track>/spectrograms.png (mixture and each stem, one dB scale)",
+    )
     add_separation_flags(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 subtype=args.subtype,
                 clip=args.clip,
                 overwrite=args.force,
+                plot=args.plot,
             )
         except (AudioError, OSError) as error:
             failures.append(str(error))
