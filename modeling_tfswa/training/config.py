@@ -182,6 +182,8 @@ class TrainingConfig:
         keep_last: resumable checkpoints kept (older ones are deleted).
         resume: `None`, `"latest"` (the newest checkpoint in `output_dir`, or a fresh start when
             there is none) or a checkpoint folder.
+        init_from: fine-tuning: a saved model folder or Hub id whose weights start the run (not its
+            optimizer or schedule); with other stems, its trunk is loaded and the mask head is new.
         push_to_hub: push the saved model folder to the Hub at each checkpoint (in the background).
         hub_model_id: Hub repository `user/name` to push to.
         hub_private: create the Hub repository as private.
@@ -205,6 +207,7 @@ class TrainingConfig:
     save_every: int = 2000
     keep_last: int = 3
     resume: str | None = None
+    init_from: str | None = None
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = False
