@@ -394,7 +394,10 @@ def separate_file(
             signals = {"mixture": path, **{name: staging / f"{name}{extension}" for name in names}}
             plot_spectrograms(signals, sample_rate, staging / files[-1])
     return FileSeparation(
-        track=path.stem, paths=[folder / name for name in files], clipping=clipping
+        track=path.stem,
+        paths=[folder / name for name in files[: len(names)]],
+        clipping=clipping,
+        plot=folder / files[-1] if plot else None,
     )
 
 
