@@ -436,6 +436,8 @@ def iter_separated(
                     pending = nn.functional.pad(pending, (0, grow))
                 for estimate, (track, start) in zip(estimates, batch_jobs):
                     lo, hi = max(start, 0), min(start + segment, num_samples)
+                    if hi <= lo:  # wholly in the leading zeros of a shifted pass
+                        continue
                     weights = window[lo - start : hi - start]
                     pending[track, ..., lo - base : hi - base] += (
                         estimate[..., lo - start : hi - start] * weights

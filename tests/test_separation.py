@@ -230,3 +230,36 @@ def test_tiny_tfswa_unet_one_segment_equals_forward():
     assert torch.allclose(stems, direct, atol=1e-5)
     chunked = apply_model(model, torch.randn(2, 20000), segment_seconds=0.5, shifts=1)
     assert chunked.shape == (2, 2, 20000) and torch.isfinite(chunked).all()
+
+
+def test_device_auto_picks_cpu_here_and_a_missing_device_says_so(capsys):
+    from modeling_tfswa.cli.separate import main
+    from modeling_tfswa.separation_core import resolve_device
+
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has an accelerator")
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
+    with pytest.raises(ValueError, match="'cuda': this machine has 0 CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="MPS is not available"):
+        resolve_device("mps")
+    with pytest.raises(SystemExit):
+        main(["song.wav", "--model", "unused", "--device", "cuda"])
+    assert "--device: device 'cuda': this machine has 0 CUDA device(s)" in capsys.readouterr().err
+
+
+def test_bfloat16_autocast_stays_close_to_float32():
+    from conftest import make_tiny_config
+
+    from modeling_tfswa import TFSWAUNet
+
+    torch.manual_seed(0)
+    model = TFSWAUNet(make_tiny_config(sample_rate=8000, segment_seconds=0.25)).eval()
+    with torch.no_grad():  # away from the initial identity-like masks, so precision shows
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    mixture = 0.1 * torch.randn(2, 4000)
+    full = apply_model(model, mixture, dtype="float32")
+    half = apply_model(model, mixture, dtype="bfloat16")
+    assert half.dtype == torch.float32
+    assert 0 < (half - full).abs().max() < 0.05 * full.abs().max()
