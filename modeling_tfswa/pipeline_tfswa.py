@@ -19,6 +19,8 @@ import torch
 from transformers import Pipeline
 
 from .separation_core import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_SHIFTS,
     AudioError,
     apply_model,
     check_finite,
@@ -78,8 +80,8 @@ class MusicSourceSeparationPipeline(Pipeline):
         forward = {
             "segment_seconds": segment_seconds,
             "overlap": overlap,
-            "shifts": shifts if shifts is not None else 0,
-            "batch_size": segments_per_batch if segments_per_batch is not None else 4,
+            "shifts": shifts if shifts is not None else DEFAULT_SHIFTS,
+            "batch_size": DEFAULT_BATCH_SIZE if segments_per_batch is None else segments_per_batch,
             "dtype": resolve_dtype(dtype),
         }
         return {}, forward, {}

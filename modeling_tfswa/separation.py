@@ -45,6 +45,8 @@ from .audio import (
 )
 from .fileio import write_via_temporary
 from .separation_core import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_SHIFTS,
     AudioError,
     apply_model,
     check_finite,
@@ -94,8 +96,8 @@ class Separator:
         *,
         segment_seconds: float | None = None,
         overlap: float | None = None,
-        shifts: int = 0,
-        batch_size: int = 4,
+        shifts: int = DEFAULT_SHIFTS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         progress: bool = False,

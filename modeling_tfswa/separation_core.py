@@ -235,6 +235,10 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     return DTYPES[dtype]
 
 
+#: Defaults of the separation options that are not the model's (segment and overlap are: config).
+DEFAULT_SHIFTS = 0
+DEFAULT_BATCH_SIZE = 4
+
 #: Largest random shift of the shift test-time augmentation, in seconds (as Demucs does).
 MAX_SHIFT_SECONDS = 0.5
 
@@ -336,8 +340,8 @@ def iter_separated(
     *,
     segment_seconds: float | None = None,
     overlap: float | None = None,
-    shifts: int = 0,
-    batch_size: int = 4,
+    shifts: int = DEFAULT_SHIFTS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     progress: bool = False,
@@ -465,8 +469,8 @@ def apply_model(
     *,
     segment_seconds: float | None = None,
     overlap: float | None = None,
-    shifts: int = 0,
-    batch_size: int = 4,
+    shifts: int = DEFAULT_SHIFTS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     progress: bool = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..separation_core import DTYPES, resolve_device
+from ..separation_core import DEFAULT_BATCH_SIZE, DEFAULT_SHIFTS, DTYPES, resolve_device
 
 
 def add_separation_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -25,8 +25,12 @@ def add_separation_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     group.add_argument(
         "--overlap", type=float, default=None, help="segment overlap in [0, 1) (default: model's)"
     )
-    group.add_argument("--shifts", type=int, default=0, help="random-shift test-time passes")
-    group.add_argument("--batch-size", type=int, default=4, help="segments per forward pass")
+    group.add_argument(
+        "--shifts", type=int, default=DEFAULT_SHIFTS, help="random-shift test-time passes"
+    )
+    group.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="segments per forward pass"
+    )
     group.add_argument(
         "--device",
         default="auto",
