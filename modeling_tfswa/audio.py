@@ -14,7 +14,6 @@ import contextlib
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .fileio import write_via_temporary
+from .fileio import child_path, publish_folder, staging_folder, write_via_temporary
 
 # The standalone conversions, re-exported (see __all__) from their home, which the saved model
 # folder carries.
@@ -137,10 +136,13 @@ def save_audio(
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else waveform
     if data.ndim != 2:
         raise ValueError(f"{path}: waveform must be (channels, samples), got {data.shape}")
-    write_via_temporary(
-        path,
-        lambda temporary: sf.write(temporary, data.T, sample_rate, subtype, format=file_format),
-    )
+    try:
+        write_via_temporary(
+            path,
+            lambda temporary: sf.write(temporary, data.T, sample_rate, subtype, format=file_format),
+        )
+    except sf.LibsndfileError as error:  # libsndfile's report of a failed write (disk full...)
+        raise OSError(f"{path}: cannot write audio ({error})") from error
 
 
 #: Peak kept below full scale when rescaling, so that PCM rounding never clips.
@@ -231,28 +233,35 @@ def find_audio_files(inputs: list[str | os.PathLike]) -> list[tuple[Path, AudioE
 def staged_folder(
     folder: str | os.PathLike, file_names: list[str], *, overwrite: bool = False
 ) -> Iterator[Path]:
-    """Write files into `folder` all or nothing: yields a temporary folder beside `folder` to write
-    `file_names` into; on success it is renamed to `folder` (or, when `folder` exists, its files are
-    renamed into it one by one); on failure it is removed, so no partial output is left behind.
+    """Write files into `folder` all or nothing, as one unit: yields a hidden staging folder beside
+    `folder` to write `file_names` into.
+
+    On success, the files of an existing `folder` that are not replaced are hard-linked (or copied)
+    into the staging folder, which then takes the place of `folder` in one step
+    ([`modeling_tfswa.fileio.publish_folder`]): a kill at any moment leaves the track's old files or
+    its new ones, never a mix. A failure (a full disk...) removes the staging folder and raises
+    `OSError` naming `folder`.
 
     Raises:
         FileExistsError: one of the files exists in `folder` and `overwrite` is `False` (checked
             before anything is written).
+        ValueError: a file name is not a plain file name.
     """
     folder = Path(folder)
-    existing = [str(folder / name) for name in file_names if (folder / name).exists()]
+    targets = [child_path(folder, name) for name in file_names]
+    existing = [str(path) for path in targets if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} exist(s); use --force / overwrite=True")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    staging = staging_folder(folder.parent)
     try:
         yield staging
-        if folder.exists():
-            for name in file_names:
-                os.replace(staging / name, folder / name)
-            shutil.rmtree(staging)
-        else:
-            os.replace(staging, folder)
+        if folder.is_dir():
+            _carry_over(folder, staging, {path.name for path in targets})
+        publish_folder(staging, folder)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        problem = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(f"{folder}: stems not written: {problem}") from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -267,11 +276,13 @@ def write_stems(
     subtype: str = "PCM_24",
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write `folder/<stem><extension>` for every stem, all or nothing (see [`staged_folder`]).
+    """Write `folder/<stem><extension>` for every stem, all or nothing, as one unit (see
+    [`staged_folder`]).
 
     Args:
         folder: the track's output folder.
-        stems (`dict[str, np.ndarray]`): stem name -> `(channels, samples)` float waveform.
+        stems (`dict[str, np.ndarray]`): stem name -> `(channels, samples)` float waveform; the
+            names must be plain file names (a name that would leave `folder` is refused).
         sample_rate (`int`): in Hz.
         extension (`str`, *optional*, defaults to `".wav"`): output format.
         subtype (`str`, *optional*, defaults to `"PCM_24"`): one of [`SUBTYPES`].
@@ -282,12 +293,28 @@ def write_stems(
 
     Raises:
         FileExistsError: a stem file exists and `overwrite` is `False` (nothing is written).
+        ValueError: a stem name is not a plain file name.
+        OSError: the files could not be written (nothing is left behind).
     """
     names = {stem: f"{stem}{extension}" for stem in stems}
     with staged_folder(folder, list(names.values()), overwrite=overwrite) as staging:
         for stem, waveform in stems.items():
             save_audio(staging / names[stem], waveform, sample_rate, subtype)
     return [Path(folder) / name for name in names.values()]
+
+
+def _carry_over(folder: Path, staging: Path, replaced: set[str]) -> None:
+    """Hard-link (or copy) into `staging` the entries of `folder` that are not being replaced."""
+    for entry in folder.iterdir():
+        if entry.name in replaced:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, staging / entry.name, symlinks=True)
+            continue
+        try:
+            os.link(entry, staging / entry.name, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
 
 
 __all__ = [

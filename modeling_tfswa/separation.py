@@ -43,7 +43,7 @@ from .audio import (
     save_audio,
     staged_folder,
 )
-from .fileio import write_via_temporary
+from .fileio import child_path, safe_name, write_via_temporary
 from .separation_core import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SHIFTS,
@@ -317,7 +317,7 @@ class FileSeparation:
     """What [`separate_file`] wrote.
 
     Args:
-        track (`str`): the track's name (the input file's name without extension).
+        track (`str`): the track's folder name ([`track_folder_name`] of the input file).
         paths (`list[Path]`): the stem files written.
         clipping (`str`, *optional*): what was done about samples beyond full scale, if any.
         plot (`Path`, *optional*): the spectrogram PNG, when asked for.
@@ -352,7 +352,8 @@ def separate_file(
     Args:
         separator ([`Separator`]): the model and its separation options.
         path: the input file (WAV, FLAC, MP3, OGG, AIFF).
-        out_dir: the output root; `<track>` is the input's file name without extension.
+        out_dir: the output root; `<track>` is the input's file name without extension, made a
+            safe folder name ([`track_folder_name`]); every path written stays inside `out_dir`.
         stems / two_stems: as in [`Separator.separate`].
         extension (`str`, *optional*, defaults to `".wav"`): output format.
         subtype (`str`, *optional*, defaults to `"PCM_24"`): `"PCM_16"`, `"PCM_24"` or `"FLOAT"`.
@@ -368,7 +369,7 @@ def separate_file(
         FileExistsError: an output exists and `overwrite` is `False` (checked before separating).
     """
     path = Path(path)
-    folder = Path(out_dir) / path.stem
+    folder = child_path(out_dir, track_folder_name(path))
     names = separator.output_stems(stems, two_stems)
     files = [f"{name}{extension}" for name in names] + (["spectrograms.png"] if plot else [])
     if clip is None:
@@ -396,7 +397,7 @@ def separate_file(
             signals = {"mixture": path, **{name: staging / f"{name}{extension}" for name in names}}
             plot_spectrograms(signals, sample_rate, staging / files[-1])
     return FileSeparation(
-        track=path.stem,
+        track=folder.name,
         paths=[folder / name for name in files[: len(names)]],
         clipping=clipping,
         plot=folder / files[-1] if plot else None,
@@ -497,3 +498,9 @@ def _separate_streamed(
             if target != final:
                 target.unlink()
     return clipping_report(clip, peak, clamped) if peak > 1.0 else None
+
+
+def track_folder_name(path: str | os.PathLike) -> str:
+    """The output folder name of an input file: its name without extension, made a plain folder
+    name ([`modeling_tfswa.fileio.safe_name`]: `..wav` gives `_`, not the parent folder)."""
+    return safe_name(Path(path).stem)

@@ -24,6 +24,7 @@ class FakeHub:
         self.commits: list[dict[str, bytes]] = []  # per commit: path -> content
         self.requests: list[str] = []
         self.validated: list[str] = []
+        self.created: list[dict] = []  # bodies of repository creations
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
@@ -36,6 +37,7 @@ class FakeHub:
             self.validated.append(json.loads(request.content)["content"])
             return httpx2.Response(200, json={"errors": [], "warnings": []})
         if path.endswith("/api/repos/create"):
+            self.created.append(json.loads(request.content))
             return httpx2.Response(200, json={"url": "https://huggingface.co/me/model"})
         if "/preupload/" in path:
             files = json.loads(request.content)["files"]
@@ -147,3 +149,28 @@ def test_failing_hub_leaves_training_running(fake_hub, tmp_path, caplog):
     assert result.step == 4 and (result.output_dir / "last" / "model.safetensors").is_file()
     assert hub.requests and not hub.commits  # it tried, and failed, without stopping training
     assert "training goes on" in caplog.text
+
+
+def test_model_repositories_are_private_by_default(fake_hub, tmp_path):
+    hub = fake_hub()
+    _hub_run(tmp_path)
+    assert hub.created and all(body["visibility"] == "private" for body in hub.created)
+    hub.created.clear()
+    _hub_run(tmp_path / "public", hub_private=False)  # a public model is an explicit choice
+    assert hub.created and all(body.get("visibility") != "private" for body in hub.created)
+
+
+def test_tokens_are_read_from_a_file_or_an_environment_variable(tmp_path, monkeypatch, capsys):
+    from data_scripts.cli import main as data_main
+    from data_scripts.clitools import read_token
+
+    token_file = tmp_path / "token"
+    token_file.write_text("hf_from_file\n")
+    monkeypatch.setenv("MY_HUB_TOKEN", "hf_from_env")
+    assert read_token(str(token_file)) == "hf_from_file"
+    assert read_token("MY_HUB_TOKEN") == "hf_from_env"
+    assert read_token(None) is None
+    with pytest.raises(ValueError, match="not the token itself"):
+        read_token("hf_literal_token_value")
+    assert data_main(["push", str(tmp_path), "me/data", "--token", "hf_literal_token_value"]) == 2
+    assert capsys.readouterr().err.startswith("error: --token: give a file")

@@ -4,8 +4,11 @@
 
 writes `separated/<track>/<stem>.<ext>` per input file, at the input's sample rate and channel
 count. A bad input (missing, unreadable, empty, NaN/inf samples, unsupported format, existing
-outputs without `--force`) is reported and skipped; the others are still processed, and the exit
-status is 1 if any input failed. The work is done by `modeling_tfswa.separation.separate_file`.
+outputs without `--force`, a full disk) is reported and skipped; the others are still processed,
+and the exit status is 1 if any input failed. A model that cannot be loaded (missing, truncated,
+unsafe) is one line `error: ...` and exit status 2 (`--debug` shows the traceback). Track folder
+names are made safe (`..wav` writes `_/`), and hidden staging folders of killed runs are removed at
+start; with `--force`, a track's stems are replaced as one unit. The work is done by `modeling_tfswa.separation.separate_file`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from data_scripts.clitools import add_debug_flag, describe, run_command
+
 from ..audio import AUDIO_FORMATS, CLIP_MODES, SUBTYPES, AudioError, find_audio_files
-from ..separation import Separator, separate_file
+from ..fileio import clean_stale_temporaries
+from ..separation import Separator, separate_file, track_folder_name
 from .options import add_separation_flags, separation_options
 
 OUTPUT_FORMATS = ("wav", "flac")
@@ -63,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_separation_flags(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_debug_flag(parser)
     return parser
 
 
@@ -72,18 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "flac" and args.subtype == "FLOAT":
         parser.error("FLAC cannot store FLOAT samples; use --subtype PCM_16/PCM_24 or --format wav")
     options = separation_options(args, parser)
+    return run_command(lambda: separate_inputs(parser, args, options), args.debug)
 
+
+def separate_inputs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, options: dict
+) -> int:
+    """The command's work: load the model, then separate every input (a failing input is reported
+    and skipped). Returns 1 if any input failed. `options`: the separation group's values."""
     try:
         separator = Separator.from_pretrained(
             args.model, revision=args.revision, progress=not args.no_progress, **options
         )
-    except (OSError, ValueError) as error:
-        print(f"error: cannot load model {args.model!r}: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - truncated, pickled, missing... one line for all
+        raise OSError(f"cannot load model {args.model!r}: {describe(error)}") from error
     try:
         separator.output_stems(args.stems, args.two_stems)
     except ValueError as error:
         parser.error(str(error))
+    clean_stale_temporaries(args.out)  # staging left by a killed run
 
     failures: list[str] = []
     tracks: dict[str, Path] = {}
@@ -92,11 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if problem is not None:
                 raise problem
-            if path.stem in tracks:
-                raise AudioError(
-                    f"{path}: track name {path.stem!r} already used by {tracks[path.stem]}"
-                )
-            tracks[path.stem] = path
+            track = track_folder_name(path)
+            if track in tracks:
+                raise AudioError(f"{path}: track name {track!r} already used by {tracks[track]}")
+            tracks[track] = path
             result = separate_file(
                 separator,
                 path,
@@ -109,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 overwrite=args.force,
                 plot=args.plot,
             )
-        except (AudioError, OSError) as error:
+        except (AudioError, OSError, ValueError) as error:  # reported; the next file may work
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)
             continue

@@ -41,18 +41,33 @@ class DataConfig:
     """Where the audio comes from and how training / validation segments are cut.
 
     Attributes:
-        source: `"synthetic"` (the project's generated MUSDB18-HQ-layout songs, created in `root`
-            on first use) or `"musdb18hq"` (a MUSDB18-HQ folder at `root`); the registry is
-            `modeling_tfswa.training.data.DATASET_ROOTS`.
+        source: `"rendered"` (songs of the project's composer rendered through SoundFont
+            instruments with production, `data_scripts.render`, created in `root` on first use),
+            `"synthetic"` (the project's additive-synthesis songs, created in `root` on first use)
+            or `"musdb18hq"` (a MUSDB18-HQ folder at `root`); the registry is
+            `modeling_tfswa.training.data.DATASET_ROOTS`. Ignored when `sources` is given.
         root: dataset folder.
+        sources: several datasets at once, each `{source: name, root: folder, weight: w}` plus any
+            other `data` key for that source alone (e.g. `synthetic_train_songs: 40`); a training
+            example comes from source i with probability w_i / sum(w); validation uses all. E.g.
+            `sources: [{source: musdb18hq, root: data/musdb18hq, weight: 1}, {source: rendered,
+            root: data/rendered, weight: 1}]`. Empty: `source` and `root` alone.
         stem_set: how the dataset composes the model's stems: `"vocals-accompaniment"`,
             `"4stems"`, or a mapping `{stem: [source stems]}`. Its stem names must equal
             `model.stems` (checked at start-up).
         cache_dir: `datasets` cache folder (None: the library default).
         synthetic_train_songs, synthetic_validation_songs, synthetic_test_songs: songs per split
-            of a generated synthetic dataset (the demo mixture is the first test song).
-        synthetic_seconds: length of each generated synthetic song.
-        synthetic_seed: seed of the synthetic songs.
+            of a generated dataset, synthetic or rendered (the demo mixture is the first test song).
+        synthetic_seconds: length of each generated song.
+        synthetic_seed: seed of the generated songs.
+        render_soundfonts: SoundFonts of rendered songs (paths, or names in /usr/share/sounds/sf2),
+            one drawn per song.
+        render_vocal_engines: vocal engines of rendered songs (`data_scripts.vocals`), one drawn
+            per song.
+        render_mapping: changes to the rendered songs' General-MIDI-family -> stem mapping, e.g.
+            `{synth_lead: vocals}` (`data_scripts.render.resolve_mapping`).
+        render_midi_dir: render the `.mid` files of this folder instead of composed songs.
+        render_workers: rendering processes.
         segment_seconds: length of a training segment.
         samples_per_epoch: training segments drawn per epoch (segments are random: any number works).
         batch_size: training segments per batch and process.
@@ -66,6 +81,7 @@ class DataConfig:
 
     source: str = "synthetic"
     root: str = "data/synthetic"
+    sources: list[dict[str, Any]] = field(default_factory=list)
     stem_set: Any = "4stems"
     cache_dir: str | None = None
     synthetic_train_songs: int = 12
@@ -73,6 +89,11 @@ class DataConfig:
     synthetic_test_songs: int = 1
     synthetic_seconds: float = 10.0
     synthetic_seed: int = 0
+    render_soundfonts: list[str] = field(default_factory=lambda: ["FluidR3_GM.sf2"])
+    render_vocal_engines: list[str] = field(default_factory=lambda: ["soundfont"])
+    render_mapping: dict[str, str] = field(default_factory=dict)
+    render_midi_dir: str | None = None
+    render_workers: int = 2
     segment_seconds: float = 6.0
     samples_per_epoch: int = 4000
     batch_size: int = 4
@@ -186,7 +207,8 @@ class TrainingConfig:
             optimizer or schedule); with other stems, its trunk is loaded and the mask head is new.
         push_to_hub: push the saved model folder to the Hub at each checkpoint (in the background).
         hub_model_id: Hub repository `user/name` to push to.
-        hub_private: create the Hub repository as private.
+        hub_private: create the Hub repository as private (the default; `--hub_private false`
+            for a public one). The token comes from `HF_TOKEN` or `huggingface-cli login`.
         demo: after training, separate a demo mixture and write its stems under `output_dir/demo`.
     """
 
@@ -210,7 +232,7 @@ class TrainingConfig:
     init_from: str | None = None
     push_to_hub: bool = False
     hub_model_id: str | None = None
-    hub_private: bool = False
+    hub_private: bool = True
     demo: bool = False
 
     def model_config(self) -> TFSWAConfig:
@@ -249,6 +271,10 @@ class TrainingConfig:
 
         if data.source not in DATASET_ROOTS:
             fail("data.source", f"must be one of {sorted(DATASET_ROOTS)}, got {data.source!r}")
+        _check_stem_set(data.stem_set, self.model_config().stems)
+        from .data import resolve_sources
+
+        resolve_sources(self)  # each entry of data.sources: known source, keys and weight
         for key in ("segment_seconds", "validation_segment_seconds", "synthetic_seconds"):
             if getattr(data, key) <= 0:
                 fail(f"data.{key}", f"must be positive, got {getattr(data, key)}")
@@ -325,6 +351,22 @@ def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown} for TFSWAConfig; accepted: {sorted(accepted)}"
+        )
+
+
+def _check_stem_set(stem_set: Any, stems: list[str]) -> None:
+    """`data.stem_set` must be a valid stem set naming exactly `model.stems` (checked with the
+    config, before a run writes or generates anything)."""
+    from data_scripts.musdb import StemDatasetError, resolve_stem_set
+
+    try:
+        _, grouping = resolve_stem_set(stem_set)
+    except StemDatasetError as error:
+        raise ConfigError(f"data.stem_set: {error}") from None
+    if sorted(grouping) != sorted(stems):
+        raise ConfigError(
+            f"data.stem_set {stem_set!r} gives stems {list(grouping)}, but model.stems is "
+            f"{stems}; make them name the same stems"
         )
 
 
@@ -449,8 +491,12 @@ def split_overrides(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
         i += 1
         if key == "config":
             config_path = value_text
-        else:
+            continue
+        try:
             overrides[key] = parse_value(value_text)
+        except yaml.YAMLError as error:
+            problem = " ".join(str(getattr(error, "problem", None) or error).split())
+            raise ConfigError(f"--{key}: cannot parse {value_text!r} ({problem})") from None
     return config_path, overrides
 
 

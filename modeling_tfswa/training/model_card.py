@@ -62,7 +62,8 @@ def build_model_card(
     model = config.model_config()
     stems = list(model.stems)
     validation = {stem: metrics.get(f"sdr/{stem}", float("nan")) for stem in stems}
-    source = config.data.source
+    sources = [entry["source"] for entry in config.data.sources] or [config.data.source]
+    source = "+".join(sources)
     results = _eval_results(validation, "validation", source, "validation segments, median")
     if evaluation:
         results += _eval_results(
