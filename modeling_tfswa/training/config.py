@@ -203,6 +203,8 @@ class TrainingConfig:
         keep_last: resumable checkpoints kept (older ones are deleted).
         resume: `None`, `"latest"` (the newest checkpoint in `output_dir`, or a fresh start when
             there is none) or a checkpoint folder.
+        init_from: fine-tuning: a saved model folder or Hub id whose weights start the run (not its
+            optimizer or schedule); with other stems, its trunk is loaded and the mask head is new.
         push_to_hub: push the saved model folder to the Hub at each checkpoint (in the background).
         hub_model_id: Hub repository `user/name` to push to.
         hub_private: create the Hub repository as private (the default; `--hub_private false`
@@ -227,15 +229,17 @@ class TrainingConfig:
     save_every: int = 2000
     keep_last: int = 3
     resume: str | None = None
+    init_from: str | None = None
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = True
     demo: bool = False
 
     def model_config(self) -> TFSWAConfig:
-        """The model configuration, built (and validated) from the `model` section."""
+        """The model configuration, built (and validated) from the `model` section, with the
+        separation segment length set to the training segment length (`data.segment_seconds`)."""
         try:
-            return TFSWAConfig(**self.model)
+            return TFSWAConfig(**self.model, segment_seconds=self.data.segment_seconds)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model: {error}") from error
 
@@ -339,6 +343,10 @@ def parse_value(text: str) -> Any:
 
 def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
     accepted = set(inspect.signature(TFSWAConfig.__init__).parameters) - {"self", "kwargs"}
+    if "segment_seconds" in model:
+        raise ConfigError(
+            f"{where}.segment_seconds: set data.segment_seconds (the model's is the training length)"
+        )
     unknown = sorted(set(model) - accepted)
     if unknown:
         raise ConfigError(

@@ -43,7 +43,9 @@ from .augment import Augmenter
 from .config import TrainingConfig, save_config
 from .ema import EMA
 from .hub import HubPusher
+from .init import init_from_pretrained
 from .losses import SeparationLoss
+from .model_card import write_model_card
 from .run_folder import hold_run_folder, load_run_state, save_run_state
 
 logger = logging.getLogger(__name__)
@@ -134,54 +136,6 @@ def replace_dir(tmp: Path, final: Path) -> None:
     publish_folder(tmp, final)
 
 
-def write_model_card(folder: Path, config: TrainingConfig, metrics: dict[str, float], step: int):
-    """README.md of a saved model: what it separates, how it was trained, its validation scores."""
-    model_config = config.model_config()
-    stems = model_config.stems
-    rows = "\n".join(
-        f"| {stem} | {metrics.get(f'sdr/{stem}', float('nan')):.2f} | "
-        f"{metrics.get(f'sdr_gain/{stem}', float('nan')):.2f} |"
-        for stem in stems
-    )
-    text = f"""---
-library_name: transformers
-tags: [audio, music-source-separation, tfswa-unet]
-pipeline_tag: audio-to-audio
----
-
-# TFSWA-UNet ({", ".join(stems)})
-
-Music source separation with TFSWA-UNet: a U-Net of time-frequency shifted-window attention blocks
-estimating complex masks on the STFT of a {model_config.audio_channels}-channel mixture at
-{model_config.sample_rate} Hz. Stems: {", ".join(stems)}.
-
-```python
-import modeling_tfswa  # registers the model with AutoModel
-from transformers import AutoModel
-model = AutoModel.from_pretrained("path/or/hub-id")  # or trust_remote_code=True without the package
-stems = model(mixture).waveforms  # (batch, channels, samples) -> (batch, stems, channels, samples)
-```
-
-## Training
-
-Data: `{config.data.source}` (`{config.data.stem_set}`), {config.data.segment_seconds}-s segments,
-batch {config.data.batch_size} per process; AdamW lr {config.optim.lr}, weight decay
-{config.optim.weight_decay}, cosine schedule with {config.optim.warmup_steps} warm-up steps, gradient
-clipping {config.optim.max_grad_norm}; EMA decay {config.ema_decay} (these are the EMA weights).
-Trained for {step} optimizer steps.
-
-## Validation (segment SDR, dB; gain over the unprocessed mixture)
-
-| stem | SDR | SDR gain |
-|---|---|---|
-{rows}
-
-Validation SDRs are global SDRs of validation segments, median over segments, a quick training
-signal; use `modeling_tfswa.evaluation` (museval, MUSDB18 protocol) for publishable numbers.
-"""
-    (folder / "README.md").write_text(text)
-
-
 def save_model(
     model: TFSWAUNet,
     ema: EMA | None,
@@ -198,7 +152,7 @@ def save_model(
             model.save_pretrained(tmp)
     else:
         model.save_pretrained(tmp)
-    write_model_card(tmp, config, metrics, step)
+    write_model_card(tmp, config, metrics, step)  # README.md
     replace_dir(tmp, folder)
 
 
@@ -450,6 +404,8 @@ def prepare_run(
     model_config = config.model_config()
     if model is None:
         model = TFSWAUNet(model_config)
+        if config.init_from:
+            init_from_pretrained(model, config.init_from)  # fine-tuning: weights only
     stems = list(model.config.stems)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()  # every transformers 5.x has it
