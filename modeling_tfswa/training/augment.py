@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from ..spectral import SpectralTransform
+from ..spectral import SpectralTransform, istft, stft
 from .config import AugmentConfig
 
 
@@ -65,16 +65,7 @@ def time_stretch(waveform: torch.Tensor, rate: float, n_fft: int = 1024) -> torc
     """
     leading, length = waveform.shape[:-1], waveform.shape[-1]
     hop = n_fft // 4
-    window = torch.hann_window(n_fft, device=waveform.device)
-    spec = torch.stft(
-        waveform.reshape(-1, length).float(),
-        n_fft,
-        hop,
-        window=window,
-        center=True,
-        pad_mode="constant",
-        return_complex=True,
-    )  # (M, F, N)
+    spec = stft(waveform.reshape(-1, length), n_fft, hop)  # (M, F, N)
     frames = spec.shape[-1]
     out_length = max(1, round(length / rate))
     out_frames = out_length // hop + 1
@@ -92,7 +83,7 @@ def time_stretch(waveform: torch.Tensor, rate: float, n_fft: int = 1024) -> torc
     advance = expected + deviation  # phase advance per output frame at the local frequency
     phase = torch.cat([spec[..., :1].angle(), advance[..., :-1]], dim=-1).cumsum(dim=-1)
     stretched = torch.polar(magnitude, phase)
-    out = torch.istft(stretched, n_fft, hop, window=window, center=True, length=out_length)
+    out = istft(stretched, n_fft, hop, out_length)
     return out.reshape(*leading, out_length).to(waveform.dtype)
 
 

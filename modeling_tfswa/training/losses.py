@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..spectral import stft
 from .config import LossConfig
 
 #: Floor of magnitudes before the log of the log-magnitude loss.
@@ -41,18 +42,7 @@ def magnitude(waveform: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tens
     Returns:
         `torch.Tensor` of shape `(..., n_fft // 2 + 1, frames)`.
     """
-    leading, length = waveform.shape[:-1], waveform.shape[-1]
-    with torch.autocast(device_type=waveform.device.type, enabled=False):
-        spec = torch.stft(
-            waveform.reshape(-1, length).float(),
-            n_fft=n_fft,
-            hop_length=hop_length,
-            window=torch.hann_window(n_fft, device=waveform.device),
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )
-    return spec.abs().reshape(*leading, *spec.shape[-2:])
+    return stft(waveform, n_fft, hop_length).abs()
 
 
 def waveform_l1(estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
