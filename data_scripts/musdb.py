@@ -57,6 +57,9 @@ MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 STEM_MP4_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 STEM_MP4_SUFFIX = ".stem.mp4"
 MIXTURE = "mixture"
+#: The per-track columns of a stem dataset beside its audio (mixture and stems): the one list of
+#: column names that are not stems.
+TRACK_COLUMNS = ("name", "sample_rate", "num_samples")
 SPLITS = ("train", "validation", "test")
 
 # The official MUSDB18 validation subset of the train folder (musdb 0.4.3, configs/mus.yaml).
@@ -121,7 +124,7 @@ def resolve_stem_set(
             raise StemDatasetError(
                 f"stem {stem!r}: sources must be a list of names, got {sources!r}"
             )
-        if not stem or stem in (MIXTURE, "name", "sample_rate", "num_samples") or not sources:
+        if not stem or stem in (MIXTURE, *TRACK_COLUMNS) or not sources:
             raise StemDatasetError(f"invalid stem {stem!r} -> {sources!r} in the grouping")
         if len(set(sources)) != len(sources):
             raise StemDatasetError(f"stem {stem!r} lists a source twice: {list(sources)}")
@@ -400,6 +403,15 @@ def mixture_residual_db(mixture: np.ndarray, sources: Sequence[np.ndarray]) -> f
     if residual == 0:
         return float("-inf")
     return float(20 * np.log10(residual / max(reference, 1e-12)))
+
+
+def stem_columns(dataset: datasets.Dataset) -> list[str]:
+    """The stem columns of a stem dataset, in column order (every (T, 2) column but mixture)."""
+    return [
+        name
+        for name, feature in dataset.features.items()
+        if name not in (MIXTURE, *TRACK_COLUMNS) and isinstance(feature, datasets.Array2D)
+    ]
 
 
 def stem_features(stems: Sequence[str]) -> datasets.Features:

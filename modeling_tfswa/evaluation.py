@@ -31,11 +31,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from data_scripts.musdb import STEM_SETS
+from data_scripts.musdb import MIXTURE, STEM_SETS
 
 from .configuration_tfswa import TFSWAConfig
 from .fileio import write_text_atomic, write_via_temporary
-from .metrics import csdr, framewise_sdr, median_over_frames, median_over_tracks, sdr
+from .metrics import (
+    csdr,
+    framewise_sdr,
+    mean_ignoring_nan,
+    median_over_frames,
+    median_over_tracks,
+    sdr,
+)
 from .separation import apply_model
 from .spectral import SpectralTransform
 
@@ -474,8 +481,7 @@ def aggregate_tracks(
         for column in columns:
             values = np.array([track[stem][column] for track in tracks.values()], dtype=float)
             if TRACK_AGGREGATION[column] == "mean":
-                finite = values[~np.isnan(values)]
-                row[column] = float(finite.mean()) if finite.size else math.nan
+                row[column] = mean_ignoring_nan(values)
             else:
                 row[column] = float(median_over_tracks(values))
         aggregate[stem] = row
@@ -485,10 +491,12 @@ def aggregate_tracks(
     return aggregate
 
 
+def _columns(stems: Sequence[str]) -> list[str]:
+    return ["name", MIXTURE, "sample_rate", *stems]
+
+
 def _check_dataset(dataset, stems: Sequence[str]) -> None:
-    missing = [
-        c for c in ("name", "mixture", "sample_rate", *stems) if c not in dataset.column_names
-    ]
+    missing = [c for c in _columns(stems) if c not in dataset.column_names]
     if missing:
         raise ValueError(
             f"dataset lacks the columns {missing} (has {dataset.column_names}); build it with the "
@@ -555,7 +563,7 @@ def evaluate_separator(
         if unknown:
             raise ValueError(f"tracks {unknown} are not in the {split!r} split")
         indices = [i for i in indices if names[i] in set(tracks)]
-    rows = dataset.select_columns(["name", "mixture", "sample_rate", *stems]).with_format("numpy")
+    rows = dataset.select_columns(_columns(stems)).with_format("numpy")
 
     result = EvaluationResult(separator.name, split, stems, museval=not fast)
     result.output_dir = str(output_dir)

@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from ..audio import fit_length
 from ..spectral import SpectralTransform, istft, stft
 from .config import AugmentConfig
 
@@ -101,13 +102,6 @@ def resample(waveform: torch.Tensor, length: int) -> torch.Tensor:
         pad = spectrum.new_zeros(*spectrum.shape[:-1], bins - spectrum.shape[-1])
         spectrum = torch.cat([spectrum, pad], dim=-1)
     return (torch.fft.irfft(spectrum, n=length, dim=-1) * (length / old)).to(waveform.dtype)
-
-
-def fit_length(waveform: torch.Tensor, length: int) -> torch.Tensor:
-    """Crop, or zero-pad at the end, `(..., samples)` to `(..., length)`."""
-    if waveform.shape[-1] >= length:
-        return waveform[..., :length]
-    return torch.nn.functional.pad(waveform, (0, length - waveform.shape[-1]))
 
 
 def pitch_tempo(
@@ -226,4 +220,4 @@ class Augmenter:
         return torch.where(chosen, masked, mixture)
 
 
-__all__ = ["Augmenter", "fit_length", "pitch_tempo", "resample", "sample_beta", "time_stretch"]
+__all__ = ["Augmenter", "pitch_tempo", "resample", "sample_beta", "time_stretch"]

@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..metrics import metric_name
 from .config import config_from_argv
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None, default_config: str | Path | None = None
             print(
                 "Validation SDR (dB): "
                 + ", ".join(
-                    f"{s} {result.validation[f'sdr/{s}']:.2f} "
-                    f"(mixture {result.validation[f'sdr_mixture/{s}']:.2f})"
+                    f"{s} {result.validation[metric_name('sdr', s)]:.2f} "
+                    f"(mixture {result.validation[metric_name('sdr_mixture', s)]:.2f})"
                     for s in model.config.stems
                 )
             )

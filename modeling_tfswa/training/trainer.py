@@ -37,8 +37,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from data_scripts.pipeline import SILENCE_POWER
+
 from ..fileio import write_text_atomic, write_via_temporary
-from ..metrics import sdr
+from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
 from .augment import Augmenter
 from .config import TrainingConfig, save_config
@@ -49,9 +51,6 @@ from .losses import SeparationLoss
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step_"
-#: Mean square below which a validation reference counts as silent (-60 dBFS, the data pipeline's
-#: silence level; recordings keep a noise floor below it): its SDR says nothing about separation.
-SILENCE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,8 +136,8 @@ def write_model_card(folder: Path, config: TrainingConfig, metrics: dict[str, fl
     model_config = config.model_config()
     stems = model_config.stems
     rows = "\n".join(
-        f"| {stem} | {metrics.get(f'sdr/{stem}', float('nan')):.2f} | "
-        f"{metrics.get(f'sdr_gain/{stem}', float('nan')):.2f} |"
+        f"| {stem} | {metrics.get(metric_name('sdr', stem), float('nan')):.2f} | "
+        f"{metrics.get(metric_name('sdr_gain', stem), float('nan')):.2f} |"
         for stem in stems
     )
     text = f"""---
@@ -210,8 +209,12 @@ def plot_history(history: list[dict], stems: list[str], path: Path) -> None:
     steps = [h["step"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for stem in stems:
-        (line,) = left.plot(steps, [h[f"sdr/{stem}"] for h in history], marker="o", label=stem)
-        left.axhline(history[-1][f"sdr_mixture/{stem}"], ls=":", lw=1, color=line.get_color())
+        (line,) = left.plot(
+            steps, [h[metric_name("sdr", stem)] for h in history], marker="o", label=stem
+        )
+        left.axhline(
+            history[-1][metric_name("sdr_mixture", stem)], ls=":", lw=1, color=line.get_color()
+        )
     left.set(xlabel="step", ylabel="SDR (dB)", title="validation SDR (dotted: mixture)")
     left.legend()
     right.plot(steps, [h["loss"] for h in history], marker="o", color="black")
@@ -288,7 +291,8 @@ def evaluate(
         )
         score = sdr(references, estimates)  # (B, S), float64
         baseline = sdr(references, mixture.float()[:, None].expand_as(references))
-        audible = references.square().mean(dim=(2, 3)) > SILENCE
+        # A silent reference (below -60 dBFS): its SDR says nothing about separation.
+        audible = references.square().mean(dim=(2, 3)) > SILENCE_POWER
         gathered = accelerator.gather_for_metrics((per_example, score, baseline, audible))
         for bucket, value in zip((losses, scores, baselines, active), gathered):
             bucket.append(value.cpu())
@@ -302,10 +306,10 @@ def evaluate(
 
     for s, stem in enumerate(stems):
         keep = audible[:, s]
-        metrics[f"sdr/{stem}"] = audible_median(score[:, s], keep)
-        metrics[f"sdr_mixture/{stem}"] = audible_median(baseline[:, s], keep)
-        metrics[f"sdr_gain/{stem}"] = audible_median(score[:, s] - baseline[:, s], keep)
-    metrics["sdr"] = float(np.nanmean([metrics[f"sdr/{stem}"] for stem in stems]))
+        metrics[metric_name("sdr", stem)] = audible_median(score[:, s], keep)
+        metrics[metric_name("sdr_mixture", stem)] = audible_median(baseline[:, s], keep)
+        metrics[metric_name("sdr_gain", stem)] = audible_median(score[:, s] - baseline[:, s], keep)
+    metrics["sdr"] = mean_ignoring_nan([metrics[metric_name("sdr", stem)] for stem in stems])
     return metrics
 
 
@@ -468,7 +472,7 @@ def train(
         accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state.step)
         accelerator.print(
             f"step {state.step}: validation loss {metrics['loss']:.4f}, SDR "
-            + ", ".join(f"{s} {metrics[f'sdr/{s}']:.2f} dB" for s in stems)
+            + ", ".join(f"{s} {metrics[metric_name('sdr', s)]:.2f} dB" for s in stems)
         )
         if metrics["sdr"] > state.best_sdr:
             state.best_sdr = metrics["sdr"]
