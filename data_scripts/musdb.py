@@ -26,8 +26,9 @@ materialisation. Each example has::
 Storage: ``Array2D((None, 2), float32)`` columns, one track per Arrow record batch. Arrow keeps
 them memory-mapped, and a ``(start, stop)`` window of a track is a zero-copy slice (see
 ``data_scripts.pipeline``), so training never decodes whole tracks; float32 keeps float WAVs and
-decoded AAC exact (about 1.27 GB per stereo column per hour; ``benchmarks/data_throughput.py``
-measures the real size per hour of audio for each stem set).
+decoded AAC exact. About 1.9 GB per stereo column per hour: the float32 samples are 1.27 GB
+(44100 x 2 x 4 bytes/s) and ``Array2D`` adds an int32 list offset per frame (12 instead of 8 bytes
+per frame); ``benchmarks/data_throughput.py`` measures the size per hour of each stem set.
 
 The cache is keyed by the root, the stem set, the validation list and a signature of the source
 files (names, sizes, modification times), so a changed tree is re-materialised; ``datasets``
