@@ -4,7 +4,16 @@ Everything inside the project is float32, channels-first `(channels, samples)` a
 sample rate; this module converts what users have (files, int16 arrays, mono, 48 kHz, ...) to
 that and back. Files are read and written with soundfile (WAV, FLAC, MP3, OGG, AIFF); writes go to a
 temporary name in the target folder and are renamed into place, so no half-written file is ever
-left behind. Resampling is a windowed-sinc polyphase filter written in torch (no torchaudio).
+left behind.
+
+Resampling ([`resample`], also used by the pitch-shift augmentation) is a Kaiser-windowed sinc
+polyphase filter written in torch: torchaudio has no build for the torch we run (its releases stop
+at torch 2.11), and `benchmarks/library_choices.py` finds the libraries no better at this job. On
+a sine sweep against the exact sweep at the new rate, ours keeps 103-106 dB SNR up to 20 kHz for
+44.1 <-> 48 kHz, where `soxr` VHQ gives 82-104 dB (HQ: 78-93 dB) and `julius` 60-77 dB. soxr
+rejects what lies above the new Nyquist frequency better (-154 dB vs our -96 dB, both inaudible)
+at about the same speed (0.06-0.09 s of CPU per minute of stereo audio, ours 0.08), but works on
+NumPy arrays on the CPU, while ours runs on the tensor's device.
 """
 
 from __future__ import annotations
