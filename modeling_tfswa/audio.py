@@ -21,14 +21,13 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from .fileio import write_via_temporary
+from .fileio import child_path, publish_folder, staging_folder, write_via_temporary
 
 #: File extensions read and written (soundfile / libsndfile formats).
 AUDIO_FORMATS = {
@@ -108,10 +107,13 @@ def save_audio(
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else waveform
     if data.ndim != 2:
         raise ValueError(f"{path}: waveform must be (channels, samples), got {data.shape}")
-    write_via_temporary(
-        path,
-        lambda temporary: sf.write(temporary, data.T, sample_rate, subtype, format=file_format),
-    )
+    try:
+        write_via_temporary(
+            path,
+            lambda temporary: sf.write(temporary, data.T, sample_rate, subtype, format=file_format),
+        )
+    except sf.LibsndfileError as error:  # libsndfile's report of a failed write (disk full...)
+        raise OSError(f"{path}: cannot write audio ({error})") from error
 
 
 def check_finite(waveform: np.ndarray | torch.Tensor, name: str) -> None:
@@ -354,15 +356,18 @@ def write_stems(
     subtype: str = "PCM_24",
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write `folder/<stem><extension>` for every stem, all or nothing.
+    """Write `folder/<stem><extension>` for every stem, all or nothing, as one unit.
 
-    The stems are written into a temporary folder beside `folder`, which is then renamed to
-    `folder` (or, when `folder` exists, whose files are renamed into it one by one); a failure
-    removes the temporary folder, so no partial output is left behind.
+    The stems are written into a hidden staging folder beside `folder` (with hard links to, or
+    copies of, the files of an existing `folder` that are not replaced), which then takes the
+    place of `folder` in one step ([`modeling_tfswa.fileio.publish_folder`]): a kill at any moment
+    leaves the track's old stems or its new ones, never a mix. A failure (a full disk...) removes
+    the staging folder and raises `OSError` naming the track folder.
 
     Args:
         folder: the track's output folder.
-        stems (`dict[str, np.ndarray]`): stem name -> `(channels, samples)` float waveform.
+        stems (`dict[str, np.ndarray]`): stem name -> `(channels, samples)` float waveform; the
+            names must be plain file names (a name that would leave `folder` is refused).
         sample_rate (`int`): in Hz.
         extension (`str`, *optional*, defaults to `".wav"`): output format.
         subtype (`str`, *optional*, defaults to `"PCM_24"`): one of [`SUBTYPES`].
@@ -373,24 +378,40 @@ def write_stems(
 
     Raises:
         FileExistsError: a stem file exists and `overwrite` is `False` (nothing is written).
+        ValueError: a stem name is not a plain file name.
+        OSError: the files could not be written (nothing is left behind).
     """
     folder = Path(folder)
-    targets = {stem: folder / f"{stem}{extension}" for stem in stems}
+    targets = {stem: child_path(folder, f"{stem}{extension}") for stem in stems}
     existing = [str(path) for path in targets.values() if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} exist(s); use --force / overwrite=True")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    staging = staging_folder(folder.parent)
     try:
         for stem, waveform in stems.items():
             save_audio(staging / targets[stem].name, waveform, sample_rate, subtype)
-        if folder.exists():
-            for path in targets.values():
-                os.replace(staging / path.name, path)
-            staging.rmdir()
-        else:
-            os.replace(staging, folder)
+        if folder.is_dir():
+            _carry_over(folder, staging, {path.name for path in targets.values()})
+        publish_folder(staging, folder)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        problem = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(f"{folder}: stems not written: {problem}") from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return list(targets.values())
+
+
+def _carry_over(folder: Path, staging: Path, replaced: set[str]) -> None:
+    """Hard-link (or copy) into `staging` the entries of `folder` that are not being replaced."""
+    for entry in folder.iterdir():
+        if entry.name in replaced:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, staging / entry.name, symlinks=True)
+            continue
+        try:
+            os.link(entry, staging / entry.name, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(entry, staging / entry.name, follow_symlinks=False)

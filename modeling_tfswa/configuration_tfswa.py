@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from transformers import PretrainedConfig
 
 _MASK_TYPES = ("complex", "ratio")
+#: Characters a stem name (a file name of the separated stems) must not hold.
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
 class TFSWAConfig(PretrainedConfig):
@@ -16,7 +20,8 @@ class TFSWAConfig(PretrainedConfig):
     Args:
         stems (`list[str]`, *optional*, defaults to `["vocals", "drums", "bass", "other"]`):
             Ordered names of the separated sources; the model has one output per name. Any non-empty
-            list of unique, non-empty names (e.g. `["vocals", "accompaniment"]`).
+            list of unique plain names (they name the stems' files: at most 64 characters, no path
+            separator or control character, not `.` or `..`; e.g. `["vocals", "accompaniment"]`).
         audio_channels (`int`, *optional*, defaults to 2):
             Channels of the input mixture and of every separated stem (2 for stereo).
         sample_rate (`int`, *optional*, defaults to 44100):
@@ -174,6 +179,13 @@ class TFSWAConfig(PretrainedConfig):
             fail("stems", "must be a non-empty list of stem names")
         if not all(isinstance(s, str) and s for s in self.stems):
             fail("stems", f"names must be non-empty strings, got {self.stems!r}")
+        for stem in self.stems:  # stem names become file names: a model must not write elsewhere
+            if stem in (".", "..") or len(stem) > 64 or _UNSAFE_NAME.search(stem):
+                fail(
+                    "stems",
+                    f"{stem[:70]!r} is not a plain file name (at most 64 characters, no path "
+                    "separator or control character, not '.' or '..')",
+                )
         duplicates = sorted({s for s in self.stems if self.stems.count(s) > 1})
         if duplicates:
             fail("stems", f"names must be unique, {duplicates} appear more than once")

@@ -44,6 +44,7 @@ from .audio import (
     to_float,
     write_stems,
 )
+from .fileio import child_path, safe_name
 
 #: Segment length when none is given: the training segment length of the default recipe, so that
 #: the model sees contexts as long as those it was trained on.
@@ -513,7 +514,7 @@ class FileSeparation:
     """What [`separate_file`] wrote.
 
     Args:
-        track (`str`): the track's name (the input file's name without extension).
+        track (`str`): the track's folder name ([`track_folder_name`] of the input file).
         paths (`list[Path]`): the stem files written.
         clipping (`str`, *optional*): what was done about samples beyond full scale, if any.
     """
@@ -541,7 +542,8 @@ def separate_file(
     Args:
         separator ([`Separator`]): the model and its separation options.
         path: the input file (WAV, FLAC, MP3, OGG, AIFF).
-        out_dir: the output root; `<track>` is the input's file name without extension.
+        out_dir: the output root; `<track>` is the input's file name without extension, made a
+            safe folder name ([`track_folder_name`]); every path written stays inside `out_dir`.
         stems / two_stems: as in [`Separator.separate`].
         extension (`str`, *optional*, defaults to `".wav"`): output format.
         subtype (`str`, *optional*, defaults to `"PCM_24"`): `"PCM_16"`, `"PCM_24"` or `"FLOAT"`.
@@ -555,9 +557,9 @@ def separate_file(
         FileExistsError: an output exists and `overwrite` is `False` (checked before separating).
     """
     path = Path(path)
-    folder = Path(out_dir) / path.stem
+    folder = child_path(out_dir, track_folder_name(path))
     names = separator.output_stems(stems, two_stems)
-    existing = [str(folder / f"{name}{extension}") for name in names]
+    existing = [str(child_path(folder, f"{name}{extension}")) for name in names]
     existing = [target for target in existing if os.path.exists(target)]
     if existing and not overwrite:
         raise FileExistsError(f"{path}: {', '.join(existing)} exist(s); use --force to overwrite")
@@ -572,4 +574,10 @@ def separate_file(
     paths = write_stems(
         folder, separated, sample_rate, extension=extension, subtype=subtype, overwrite=overwrite
     )
-    return FileSeparation(track=path.stem, paths=paths, clipping=clipping)
+    return FileSeparation(track=folder.name, paths=paths, clipping=clipping)
+
+
+def track_folder_name(path: str | os.PathLike) -> str:
+    """The output folder name of an input file: its name without extension, made a plain folder
+    name ([`modeling_tfswa.fileio.safe_name`]: `..wav` gives `_`, not the parent folder)."""
+    return safe_name(Path(path).stem)

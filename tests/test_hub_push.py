@@ -93,3 +93,28 @@ def test_without_the_fake_hub_no_request_leaves(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with pytest.raises(Exception, match="tests do not reach the network"):
         huggingface_hub.HfApi(token="hf_fake_token").model_info("me/model")
+
+
+def test_model_repositories_are_private_by_default(fake_hub, tmp_path):
+    hub = fake_hub
+    _hub_run(tmp_path)
+    assert hub.created and all(body["visibility"] == "private" for body in hub.created)
+    hub.created.clear()
+    _hub_run(tmp_path / "public", hub_private=False)  # a public model is an explicit choice
+    assert hub.created and all(body.get("visibility") != "private" for body in hub.created)
+
+
+def test_tokens_are_read_from_a_file_or_an_environment_variable(tmp_path, monkeypatch, capsys):
+    from data_scripts.cli import main as data_main
+    from data_scripts.clitools import read_token
+
+    token_file = tmp_path / "token"
+    token_file.write_text("hf_from_file\n")
+    monkeypatch.setenv("MY_HUB_TOKEN", "hf_from_env")
+    assert read_token(str(token_file)) == "hf_from_file"
+    assert read_token("MY_HUB_TOKEN") == "hf_from_env"
+    assert read_token(None) is None
+    with pytest.raises(ValueError, match="not the token itself"):
+        read_token("hf_literal_token_value")
+    assert data_main(["push", str(tmp_path), "me/data", "--token", "hf_literal_token_value"]) == 2
+    assert capsys.readouterr().err.startswith("error: --token: give a file")

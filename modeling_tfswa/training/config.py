@@ -184,7 +184,8 @@ class TrainingConfig:
             there is none) or a checkpoint folder.
         push_to_hub: push the saved model folder to the Hub at each checkpoint (in the background).
         hub_model_id: Hub repository `user/name` to push to.
-        hub_private: create the Hub repository as private.
+        hub_private: create the Hub repository as private (the default; `--hub_private false`
+            for a public one). The token comes from `HF_TOKEN` or `huggingface-cli login`.
         demo: after training, separate a demo mixture and write its stems under `output_dir/demo`.
     """
 
@@ -207,7 +208,7 @@ class TrainingConfig:
     resume: str | None = None
     push_to_hub: bool = False
     hub_model_id: str | None = None
-    hub_private: bool = False
+    hub_private: bool = True
     demo: bool = False
 
     def model_config(self) -> TFSWAConfig:
@@ -245,6 +246,7 @@ class TrainingConfig:
 
         if data.source not in DATASET_ROOTS:
             fail("data.source", f"must be one of {sorted(DATASET_ROOTS)}, got {data.source!r}")
+        _check_stem_set(data.stem_set, self.model_config().stems)
         for key in ("segment_seconds", "validation_segment_seconds", "synthetic_seconds"):
             if getattr(data, key) <= 0:
                 fail(f"data.{key}", f"must be positive, got {getattr(data, key)}")
@@ -317,6 +319,22 @@ def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown} for TFSWAConfig; accepted: {sorted(accepted)}"
+        )
+
+
+def _check_stem_set(stem_set: Any, stems: list[str]) -> None:
+    """`data.stem_set` must be a valid stem set naming exactly `model.stems` (checked with the
+    config, before a run writes or generates anything)."""
+    from data_scripts.musdb import StemDatasetError, resolve_stem_set
+
+    try:
+        _, grouping = resolve_stem_set(stem_set)
+    except StemDatasetError as error:
+        raise ConfigError(f"data.stem_set: {error}") from None
+    if sorted(grouping) != sorted(stems):
+        raise ConfigError(
+            f"data.stem_set {stem_set!r} gives stems {list(grouping)}, but model.stems is "
+            f"{stems}; make them name the same stems"
         )
 
 
@@ -441,8 +459,12 @@ def split_overrides(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
         i += 1
         if key == "config":
             config_path = value_text
-        else:
+            continue
+        try:
             overrides[key] = parse_value(value_text)
+        except yaml.YAMLError as error:
+            problem = " ".join(str(getattr(error, "problem", None) or error).split())
+            raise ConfigError(f"--{key}: cannot parse {value_text!r} ({problem})") from None
     return config_path, overrides
 
 

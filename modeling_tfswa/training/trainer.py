@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -39,7 +38,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from data_scripts.pipeline import SILENCE_POWER
 
-from ..fileio import write_text_atomic, write_via_temporary
+from ..fileio import publish_folder, write_text_atomic, write_via_temporary
 from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
 from .augment import Augmenter
@@ -47,6 +46,7 @@ from .config import TrainingConfig, save_config
 from .ema import EMA
 from .hub import HubPusher
 from .losses import SeparationLoss
+from .run_folder import hold_run_folder, load_run_state, save_run_state
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +63,6 @@ class TrainState:
     step: int = 0
     best_sdr: float = -math.inf
     history: list[dict] = field(default_factory=list)  # validation metrics per evaluation
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "best_sdr": self.best_sdr, "history": json.dumps(self.history)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-        self.best_sdr = float(state["best_sdr"])
-        self.history = json.loads(state["history"])
 
 
 @dataclass
@@ -123,12 +115,7 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 def replace_dir(tmp: Path, final: Path) -> None:
     """Atomically put the finished folder `tmp` at `final` (replacing an older one)."""
-    old = final.with_name(f".old-{final.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    publish_folder(tmp, final)
 
 
 def write_model_card(folder: Path, config: TrainingConfig, metrics: dict[str, float], step: int):
@@ -342,6 +329,28 @@ def train(
         [`TrainResult`].
     """
     config.validate()
+    # One run per output folder, and a resume only where the config fits: before any write.
+    with hold_run_folder(config, resolve_resume(config.resume, config.output_dir)):
+        return _train(
+            config,
+            train_dataset=train_dataset,
+            validation_dataset=validation_dataset,
+            collate_fn=collate_fn,
+            stop_after=stop_after,
+            hub_token=hub_token,
+        )
+
+
+def _train(
+    config: TrainingConfig,
+    *,
+    train_dataset: Dataset | None,
+    validation_dataset: Dataset | None,
+    collate_fn: Callable | None,
+    stop_after: int | None,
+    hub_token: str | None,
+) -> TrainResult:
+    """[`train`]'s body, run while the output folder is held."""
     output_dir = Path(config.output_dir)
     if config.resume is None and checkpoint_dirs(output_dir):
         raise FileExistsError(
@@ -423,15 +432,13 @@ def train(
         )
     unwrapped = accelerator.unwrap_model(model)
     ema = EMA(unwrapped, config.ema_decay) if config.ema_decay > 0 else None
-    state = TrainState()
-    for obj in (state, ema):
-        if obj is not None:
-            accelerator.register_for_checkpointing(obj)
+    state = TrainState()  # checkpointed by save_run_state / load_run_state (JSON, safetensors)
 
     resume_from = resolve_resume(config.resume, output_dir)
     if resume_from is not None:
         accelerator.print(f"Resuming from {resume_from}")
         accelerator.load_state(str(resume_from))
+        load_run_state(resume_from, state, ema)
     elif config.resume == "latest":
         accelerator.print(f"No checkpoint in {output_dir / 'checkpoints'}; starting from scratch")
 
@@ -491,6 +498,7 @@ def train(
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if main:
+            save_run_state(tmp, state, ema)
             replace_dir(tmp, root / name)
             for old in checkpoint_dirs(output_dir)[: -config.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
