@@ -36,8 +36,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from data_scripts.pipeline import SILENCE_POWER
+
 from ..fileio import publish_folder, write_text_atomic, write_via_temporary
-from ..metrics import sdr
+from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
 from .augment import Augmenter
 from .config import TrainingConfig, save_config
@@ -51,9 +53,6 @@ from .run_folder import hold_run_folder, load_run_state, save_run_state
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step_"
-#: Mean square below which a validation reference counts as silent (-60 dBFS, the data pipeline's
-#: silence level; recordings keep a noise floor below it): its SDR says nothing about separation.
-SILENCE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,8 +165,12 @@ def plot_history(history: list[dict], stems: list[str], path: Path) -> None:
     steps = [h["step"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for stem in stems:
-        (line,) = left.plot(steps, [h[f"sdr/{stem}"] for h in history], marker="o", label=stem)
-        left.axhline(history[-1][f"sdr_mixture/{stem}"], ls=":", lw=1, color=line.get_color())
+        (line,) = left.plot(
+            steps, [h[metric_name("sdr", stem)] for h in history], marker="o", label=stem
+        )
+        left.axhline(
+            history[-1][metric_name("sdr_mixture", stem)], ls=":", lw=1, color=line.get_color()
+        )
     left.set(xlabel="step", ylabel="SDR (dB)", title="validation SDR (dotted: mixture)")
     left.legend()
     right.plot(steps, [h["loss"] for h in history], marker="o", color="black")
@@ -244,7 +247,8 @@ def evaluate(
         )
         score = sdr(references, estimates)  # (B, S), float64
         baseline = sdr(references, mixture.float()[:, None].expand_as(references))
-        audible = references.square().mean(dim=(2, 3)) > SILENCE
+        # A silent reference (below -60 dBFS): its SDR says nothing about separation.
+        audible = references.square().mean(dim=(2, 3)) > SILENCE_POWER
         gathered = accelerator.gather_for_metrics((per_example, score, baseline, audible))
         for bucket, value in zip((losses, scores, baselines, active), gathered):
             bucket.append(value.cpu())
@@ -258,10 +262,10 @@ def evaluate(
 
     for s, stem in enumerate(stems):
         keep = audible[:, s]
-        metrics[f"sdr/{stem}"] = audible_median(score[:, s], keep)
-        metrics[f"sdr_mixture/{stem}"] = audible_median(baseline[:, s], keep)
-        metrics[f"sdr_gain/{stem}"] = audible_median(score[:, s] - baseline[:, s], keep)
-    metrics["sdr"] = float(np.nanmean([metrics[f"sdr/{stem}"] for stem in stems]))
+        metrics[metric_name("sdr", stem)] = audible_median(score[:, s], keep)
+        metrics[metric_name("sdr_mixture", stem)] = audible_median(baseline[:, s], keep)
+        metrics[metric_name("sdr_gain", stem)] = audible_median(score[:, s] - baseline[:, s], keep)
+    metrics["sdr"] = mean_ignoring_nan([metrics[metric_name("sdr", stem)] for stem in stems])
     return metrics
 
 
@@ -508,7 +512,7 @@ def validate(run: Run) -> dict[str, float]:
     run.accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state.step)
     run.accelerator.print(
         f"step {state.step}: validation loss {metrics['loss']:.4f}, SDR "
-        + ", ".join(f"{s} {metrics[f'sdr/{s}']:.2f} dB" for s in stems)
+        + ", ".join(f"{s} {metrics[metric_name('sdr', s)]:.2f} dB" for s in stems)
     )
     if metrics["sdr"] > state.best_sdr:
         state.best_sdr = metrics["sdr"]
