@@ -33,7 +33,7 @@ import torch
 
 from data_scripts.musdb import load_stem_dataset
 from data_scripts.render import RenderSpec, ensure_rendered_dataset
-from modeling_tfswa.evaluation import ModelSeparator, evaluate_separator, fast_scores
+from modeling_tfswa.evaluation import evaluate_separator, fast_scores, load_separator
 from modeling_tfswa.training import train
 from modeling_tfswa.training.config import load_config
 
@@ -62,11 +62,8 @@ def _mixture_scores(dataset: datasets.Dataset) -> dict[str, float]:
 
 
 def _score(model_dir: Path, dataset: datasets.Dataset, out: Path, name: str) -> dict[str, float]:
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(model_dir).eval()
     result = evaluate_separator(
-        ModelSeparator(model=model, name=name), dataset, out, split=name, fast=True, workers=0,
+        load_separator(str(model_dir)), dataset, out, split=name, fast=True, workers=0,
         progress=False,
     )  # fmt: skip
     return {s: round(result.aggregate[s]["fastSDR"], 2) for s in STEMS}

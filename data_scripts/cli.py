@@ -17,39 +17,10 @@ Stem sets: a preset (vocals-accompaniment, 4stems), ``name=src+src,...`` or a JS
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from data_scripts.musdb import (
-    STEM_SETS,
-    StemDatasetError,
-    load_stem_dataset,
-    resolve_stem_set,
-    save_stem_dataset,
-)
-
-
-def parse_stem_set(text: str) -> str | dict[str, list[str]]:
-    """Preset name, ``"vocals=vocals,rhythm=drums+bass"`` or a JSON object -> stem set."""
-    text = text.strip()
-    if text in STEM_SETS:
-        return text
-    if text.startswith("{"):
-        try:
-            grouping = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise StemDatasetError(f"--stem-set: invalid JSON {text!r}: {err}") from err
-    elif "=" in text:
-        grouping = {}
-        for part in text.split(","):
-            stem, _, sources = part.partition("=")
-            if not stem.strip() or not sources.strip():
-                raise StemDatasetError(f"--stem-set: expected name=src+src, got {part!r}")
-            grouping[stem.strip()] = [s.strip() for s in sources.split("+")]
-    else:
-        return text  # an unknown preset name: resolve_stem_set names the presets in its error
-    resolve_stem_set(grouping)
-    return grouping
+from data_scripts.clitools import add_debug_flag, read_token, run_command
+from data_scripts.musdb import load_stem_dataset, parse_stem_set, save_stem_dataset
 
 
 def _add_tree_args(p: argparse.ArgumentParser) -> None:
@@ -98,15 +69,6 @@ def _generate(args) -> None:
 
 
 def _render(args) -> None:
-    from data_scripts.render import RenderError
-
-    try:
-        _render_songs(args)
-    except RenderError as err:  # main prints it as one line naming the file or key
-        raise StemDatasetError(str(err)) from None
-
-
-def _render_songs(args) -> None:
     from data_scripts.render import (
         RenderSpec,
         ensure_rendered_dataset,
@@ -145,7 +107,7 @@ def _push(args) -> None:
     from data_scripts.sharing import push_stem_dataset
 
     name = push_stem_dataset(
-        args.root, repo_id=args.repo_id, private=not args.public, token=args.token,
+        args.root, repo_id=args.repo_id, private=not args.public, token=read_token(args.token),
         max_shard_size=args.max_shard_size, **_load_kwargs(args),
     )  # fmt: skip
     print(f"pushed {name!r}: datasets.load_dataset({args.repo_id!r}, {name!r})")
@@ -156,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfswa-data",
         description="Generate the synthetic set, prepare (materialise) a stem set, push it to the Hub.",
     )
+    add_debug_flag(parser)  # before the subcommand: tfswa-data --debug prepare ...
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write the synthetic multitrack set (idempotent)")
@@ -213,21 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="create a public repo (MUSDB18 is academic-use only: keep it private)",
     )
-    h.add_argument("--token", default=None)
+    h.add_argument(
+        "--token",
+        default=None,
+        metavar="FILE_OR_ENV",
+        help="file holding a Hub token, or the name of an environment variable holding it "
+        "(default: HF_TOKEN / huggingface-cli login)",
+    )
     h.add_argument("--max-shard-size", default="500MB")
     h.set_defaults(func=_push)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; any failure is one line `error: ...` and exit status 2 (`--debug` or
+    `TFSWA_DEBUG=1` for the traceback)."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        args.func(args)
-    except StemDatasetError as err:
-        print(f"tfswa-data: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    args = parser.parse_args(argv)
+    return run_command(lambda: args.func(args), args.debug)
 
 
 if __name__ == "__main__":

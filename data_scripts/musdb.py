@@ -26,8 +26,9 @@ materialisation. Each example has::
 Storage: ``Array2D((None, 2), float32)`` columns, one track per Arrow record batch. Arrow keeps
 them memory-mapped, and a ``(start, stop)`` window of a track is a zero-copy slice (see
 ``data_scripts.pipeline``), so training never decodes whole tracks; float32 keeps float WAVs and
-decoded AAC exact (about 1.27 GB per stereo column per hour; ``benchmarks/data_throughput.py``
-measures the real size per hour of audio for each stem set).
+decoded AAC exact. About 1.9 GB per stereo column per hour: the float32 samples are 1.27 GB
+(44100 x 2 x 4 bytes/s) and ``Array2D`` adds an int32 list offset per frame (12 instead of 8 bytes
+per frame); ``benchmarks/data_throughput.py`` measures the size per hour of each stem set.
 
 The cache is keyed by the root, the stem set, the validation list and a signature of the source
 files (names, sizes, modification times), so a changed tree is re-materialised; ``datasets``
@@ -52,11 +53,21 @@ import datasets
 import numpy as np
 import soundfile as sf
 
+from data_scripts.fileio import (
+    clean_stale_temporaries,
+    plain_name_problem,
+    publish_folder,
+    staging_folder,
+)
+
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 # Stream order of the MUSDB18 STEMS (.stem.mp4) files.
 STEM_MP4_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 STEM_MP4_SUFFIX = ".stem.mp4"
 MIXTURE = "mixture"
+#: The per-track columns of a stem dataset beside its audio (mixture and stems): the one list of
+#: column names that are not stems.
+TRACK_COLUMNS = ("name", "sample_rate", "num_samples")
 SPLITS = ("train", "validation", "test")
 
 # The official MUSDB18 validation subset of the train folder (musdb 0.4.3, configs/mus.yaml).
@@ -117,14 +128,20 @@ def resolve_stem_set(
         )
     grouping = {}
     for stem, sources in stem_set.items():
+        problem = plain_name_problem(stem, max_length=64)
+        if problem is not None:  # stem names become column, file and cache-folder names
+            raise StemDatasetError(f"stem set: stem name {problem} (a plain name is needed)")
         if isinstance(sources, str):
             raise StemDatasetError(
                 f"stem {stem!r}: sources must be a list of names, got {sources!r}"
             )
-        if not stem or stem in (MIXTURE, "name", "sample_rate", "num_samples") or not sources:
+        if not stem or stem in (MIXTURE, *TRACK_COLUMNS) or not sources:
             raise StemDatasetError(f"invalid stem {stem!r} -> {sources!r} in the grouping")
         if len(set(sources)) != len(sources):
             raise StemDatasetError(f"stem {stem!r} lists a source twice: {list(sources)}")
+        for source in sources:
+            if plain_name_problem(source, max_length=64) is not None:
+                raise StemDatasetError(f"stem {stem!r}: source {source!r} is not a plain name")
         grouping[str(stem)] = [str(s) for s in sources]
     for name, preset in STEM_SETS.items():
         if preset == grouping:
@@ -132,6 +149,58 @@ def resolve_stem_set(
     name = "-".join(grouping)
     # A custom grouping never takes a preset's name (the Hub config name must mean one thing).
     return (f"{name}-custom" if name in STEM_SETS else name), grouping
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise StemDatasetError(f"--stem-set: stem name(s) {duplicates} given more than once")
+    return dict(pairs)
+
+
+def parse_stem_set(text: str) -> str | dict[str, list[str]]:
+    """The one `--stem-set` grammar of the commands: a preset name, ``"vocals=vocals,rhythm=drums+bass"``
+    or a JSON object ``{"vocals": ["vocals"], ...}``. A stem named twice is an error (never "the
+    last one wins"); the grouping is validated with :func:`resolve_stem_set`."""
+    text = text.strip()
+    if text in STEM_SETS:
+        return text
+    if text.startswith("{"):
+        try:
+            grouping = json.loads(text, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as err:
+            raise StemDatasetError(f"--stem-set: invalid JSON {text!r}: {err}") from err
+    elif "=" in text:
+        pairs = []
+        for part in text.split(","):
+            stem, _, sources = part.partition("=")
+            if not stem.strip() or not sources.strip():
+                raise StemDatasetError(f"--stem-set: expected name=src+src, got {part!r}")
+            pairs.append((stem.strip(), [s.strip() for s in sources.split("+")]))
+        grouping = _unique_keys(pairs)
+    else:
+        return text  # an unknown preset name: resolve_stem_set names the presets in its error
+    resolve_stem_set(grouping)
+    return grouping
+
+
+def stem_set_for(stems: Sequence[str]) -> str | dict[str, list[str]]:
+    """The stem set that provides references for these stems: a preset (:data:`STEM_SETS`) with
+    exactly these stems, else a ``{stem: [sources]}`` grouping of the presets' stems."""
+    for name, grouping in STEM_SETS.items():
+        if sorted(grouping) == sorted(stems):
+            return name
+    known = {
+        stem: list(sources) for grouping in STEM_SETS.values() for stem, sources in grouping.items()
+    }
+    unknown = [stem for stem in stems if stem not in known]
+    if unknown:
+        raise StemDatasetError(
+            f"stems {unknown} are not MUSDB18 stems ({sorted(known)}); pass the stem "
+            'set explicitly (--stem-set \'{"name": ["drums", ...]}\')'
+        )
+    return {stem: known[stem] for stem in stems}
 
 
 @dataclass
@@ -147,6 +216,10 @@ class StemSetConfig(datasets.BuilderConfig):
         mixture_tolerance_db: warn when mixture - sum(sources) exceeds this (dB re mixture RMS).
         source_signature: fingerprint of the source files (set by :func:`load_stem_dataset`) so
             the cache follows changes of the tree.
+        only_splits: build only these splits (None: all); the others are not even validated.
+        skip_tracks: track names left out (broken tracks reported by :func:`load_stem_split`).
+        check_finite: refuse NaN/inf samples at materialisation (evaluation stores them and
+            reports the track itself).
     """
 
     stems: dict = field(default_factory=dict)
@@ -154,6 +227,9 @@ class StemSetConfig(datasets.BuilderConfig):
     validation_tracks: tuple = MUSDB18_VALIDATION_TRACKS
     mixture_tolerance_db: float = DEFAULT_MIXTURE_TOLERANCE_DB
     source_signature: str | None = None
+    only_splits: tuple | None = None
+    skip_tracks: tuple = ()
+    check_finite: bool = True
 
 
 @dataclass(frozen=True)
@@ -387,6 +463,19 @@ def read_track(track: TrackSource, sources: Sequence[str]) -> dict[str, np.ndarr
     return audio
 
 
+def check_finite_audio(track: TrackSource, audio: Mapping[str, np.ndarray]) -> None:
+    """Raise :class:`StemDatasetError` naming the track and its file (or stream) if any decoded
+    mixture or source holds NaN or infinite samples: they would poison training silently."""
+    for name, samples in audio.items():
+        finite = np.isfinite(samples)
+        if not finite.all():
+            where = track.path if track.is_stem_mp4 else track.path / f"{name}.wav"
+            raise StemDatasetError(
+                f"track {track.name!r}: {name} ({where}) holds {int((~finite).sum())} NaN or "
+                "infinite sample(s)"
+            )
+
+
 def mixture_residual_db(mixture: np.ndarray, sources: Sequence[np.ndarray]) -> float:
     """RMS of mixture - sum(sources) in dB relative to the mixture RMS (-inf when exact).
 
@@ -400,6 +489,15 @@ def mixture_residual_db(mixture: np.ndarray, sources: Sequence[np.ndarray]) -> f
     if residual == 0:
         return float("-inf")
     return float(20 * np.log10(residual / max(reference, 1e-12)))
+
+
+def stem_columns(dataset: datasets.Dataset) -> list[str]:
+    """The stem columns of a stem dataset, in column order (every (T, 2) column but mixture)."""
+    return [
+        name
+        for name, feature in dataset.features.items()
+        if name not in (MIXTURE, *TRACK_COLUMNS) and isinstance(feature, datasets.Array2D)
+    ]
 
 
 def stem_features(stems: Sequence[str]) -> datasets.Features:
@@ -460,10 +558,16 @@ class MusdbStems(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         splits = self._check_config()
+        wanted, skipped = self.config.only_splits, set(self.config.skip_tracks)
         # Validate every file before writing anything, so bad input fails fast and clean.
         checked = {
-            split: [(track, check_track_files(track, self.config.sources)) for track in tracks]
+            split: [
+                (track, check_track_files(track, self.config.sources))
+                for track in tracks
+                if track.name not in skipped
+            ]
             for split, tracks in splits.items()
+            if wanted is None or split in wanted
         }
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"tracks": tracks})
@@ -475,6 +579,8 @@ class MusdbStems(datasets.GeneratorBasedBuilder):
         cfg = self.config
         for track, info in tracks:
             audio = read_track(track, cfg.sources)
+            if cfg.check_finite:
+                check_finite_audio(track, audio)
             mixture = audio[MIXTURE]
             residual = mixture_residual_db(mixture, [audio[s] for s in cfg.sources])
             if residual > cfg.mixture_tolerance_db:
@@ -504,6 +610,7 @@ def load_stem_dataset(
     validation_tracks: Sequence[str] = MUSDB18_VALIDATION_TRACKS,
     mixture_tolerance_db: float = DEFAULT_MIXTURE_TOLERANCE_DB,
     num_proc: int | None = None,
+    **builder_options,
 ) -> datasets.DatasetDict:
     """Materialise (once, cached) and load a stem set of a MUSDB-layout tree.
 
@@ -516,6 +623,7 @@ def load_stem_dataset(
         validation_tracks: names in ``train/`` forming the validation split (default: MUSDB18's).
         mixture_tolerance_db: warning threshold of the mixture ≈ sum-of-sources check.
         num_proc: processes for materialisation (tracks are spread over them).
+        builder_options: further :class:`StemSetConfig` fields (``only_splits``, ...).
 
     Returns:
         DatasetDict of the splits, each with the columns of :func:`stem_features`, numpy format
@@ -536,6 +644,8 @@ def load_stem_dataset(
             f"stem set {name!r} uses unknown source(s) {unknown}; available sources: {list(sources)}"
         )
     tree = assign_splits(root, validation_tracks)
+    if builder_options.get("only_splits"):
+        tree = {s: t for s, t in tree.items() if s in builder_options["only_splits"]}
     for split in splits or ():
         if split not in SPLITS:
             raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
@@ -551,6 +661,7 @@ def load_stem_dataset(
         validation_tracks=tuple(validation_tracks),
         mixture_tolerance_db=float(mixture_tolerance_db),
         source_signature=source_signature(tree),
+        **builder_options,
     )
     if name in STEM_SETS:
         config_kwargs.pop("name")
@@ -564,6 +675,10 @@ def load_stem_dataset(
         **builder_args,
         **config_kwargs,
     )
+    if cache_dir is not None:  # the config name is part of the cache path: it must stay inside
+        inside = Path(builder.cache_dir).resolve()
+        if not inside.is_relative_to(Path(cache_dir).expanduser().resolve()):
+            raise StemDatasetError(f"stem set {name!r}: its cache folder leaves {cache_dir}")
     try:
         builder.download_and_prepare(num_proc=num_proc)
     except datasets.exceptions.DatasetGenerationError as err:
@@ -577,26 +692,70 @@ def load_stem_dataset(
     return dsd
 
 
-def save_stem_dataset(dsd: datasets.DatasetDict, path: str | os.PathLike) -> Path:
-    """``save_to_disk`` into a temp sibling folder, then rename: ``path`` is never half-written.
+def load_stem_split(
+    root: str | os.PathLike,
+    stem_set: str | Mapping[str, Sequence[str]],
+    split: str,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    sources: Sequence[str] = MUSDB_SOURCES,
+    validation_tracks: Sequence[str] = MUSDB18_VALIDATION_TRACKS,
+) -> tuple[datasets.Dataset, dict[str, str]]:
+    """One split for evaluation: only that split is validated and materialised, and its broken
+    tracks are left out and reported instead of failing the whole split.
 
-    An existing ``path`` is replaced only once the new copy is complete.
+    Tracks whose files fail :func:`check_track_files` (a missing or extra stem, mono, mismatched
+    rates or lengths, unreadable) are broken; NaN/inf samples are stored, for the evaluation to
+    report the track.
+
+    Returns:
+        ``(dataset, broken)``: the split's good tracks, and ``{track name: problem}``.
+
+    Raises:
+        StemDatasetError: no such split, a bad stem set, or no good track at all.
     """
+    root = Path(root).expanduser().resolve()
+    if split not in SPLITS:
+        raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
+    tree = assign_splits(root, validation_tracks)
+    if split not in tree:
+        raise StemDatasetError(f"empty split {split!r} under {str(root)!r}")
+    broken = {}
+    for track in tree[split]:
+        try:
+            check_track_files(track, sources)
+        except StemDatasetError as error:
+            broken[track.name] = str(error)
+    if len(broken) == len(tree[split]):
+        raise StemDatasetError(
+            f"every track of split {split!r} under {str(root)!r} is broken; first: "
+            f"{next(iter(broken.values()))}"
+        )
+    dsd = load_stem_dataset(
+        root,
+        stem_set,
+        cache_dir,
+        splits=[split],
+        sources=sources,
+        validation_tracks=validation_tracks,
+        only_splits=(split,),
+        skip_tracks=tuple(sorted(broken)),
+        check_finite=False,
+    )
+    return dsd[split], broken
+
+
+def save_stem_dataset(dsd: datasets.DatasetDict, path: str | os.PathLike) -> Path:
+    """``save_to_disk`` into a hidden staging folder beside ``path``, then swap it in as one unit
+    (:func:`data_scripts.fileio.publish_folder`): ``path`` is never half-written, and an existing
+    ``path`` is replaced only once the new copy is complete."""
     path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    clean_stale_temporaries(path.parent)
+    staging = staging_folder(path.parent)
     try:
-        dsd.save_to_disk(str(tmp))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
+        dsd.save_to_disk(str(staging))
+        publish_folder(staging, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     return path

@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +44,14 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 from tqdm.auto import tqdm
+
+from data_scripts.fileio import (
+    clean_stale_temporaries,
+    publish_folder,
+    staging_folder,
+    write_text_atomic,
+    write_via_temporary,
+)
 
 SAMPLE_RATE = 44100
 SOURCES = ("drums", "bass", "other", "vocals")
@@ -589,10 +596,10 @@ def plot_song(song: dict[str, np.ndarray], path: str | os.PathLike, title: str =
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_via_temporary(path, lambda temporary: fig.savefig(temporary, dpi=80, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -602,14 +609,11 @@ def track_name(split: str, index: int) -> str:
 
 def _write_track(directory: Path, song: dict[str, np.ndarray]) -> None:
     """Write one track folder atomically: fill a temp sibling folder, then rename it."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = staging_folder(directory.parent)
     try:
         for name, audio in song.items():
             sf.write(tmp / f"{name}.wav", audio, SAMPLE_RATE, subtype="FLOAT")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        publish_folder(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -706,6 +710,7 @@ def ensure_synthetic_dataset(
                     and child.name.startswith(("synthetic-", ".synthetic-"))
                 ):
                     shutil.rmtree(child)
+            clean_stale_temporaries(split_dir)  # staging folders of a killed generator
     for split, i in tqdm(todo, desc="synthetic songs", disable=not progress):
         song = generate_song(seed, split, i, seconds)
         _write_track(root / split / track_name(split, i), song)
@@ -722,7 +727,5 @@ def ensure_synthetic_dataset(
             )
         },
     }
-    tmp = manifest_path.with_name(f".{MANIFEST_NAME}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, manifest_path)
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2))
     return root

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from transformers import PretrainedConfig
 
 _MASK_TYPES = ("complex", "ratio")
+#: Characters a stem name (a file name of the separated stems) must not hold.
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
 class TFSWAConfig(PretrainedConfig):
@@ -16,7 +20,8 @@ class TFSWAConfig(PretrainedConfig):
     Args:
         stems (`list[str]`, *optional*, defaults to `["vocals", "drums", "bass", "other"]`):
             Ordered names of the separated sources; the model has one output per name. Any non-empty
-            list of unique, non-empty names (e.g. `["vocals", "accompaniment"]`).
+            list of unique plain names (they name the stems' files: at most 64 characters, no path
+            separator or control character, not `.` or `..`; e.g. `["vocals", "accompaniment"]`).
         audio_channels (`int`, *optional*, defaults to 2):
             Channels of the input mixture and of every separated stem (2 for stereo).
         sample_rate (`int`, *optional*, defaults to 44100):
@@ -68,6 +73,12 @@ class TFSWAConfig(PretrainedConfig):
             Epsilon of the per-frequency-bin instance normalisation of the input spectrogram.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated normal initialisation of linear layers.
+        segment_seconds (`float`, *optional*, defaults to 6.0):
+            Length in seconds of the segments a full track is cut into for separation (the
+            overlap-add reads it as its default). The trainer writes the length the model was
+            trained on (`data.segment_seconds`), so that the model sees contexts as long as those.
+        overlap (`float`, *optional*, defaults to 0.25):
+            Fraction of a separation segment shared with the next one, in `[0, 1)`.
 
     Example:
 
@@ -105,6 +116,8 @@ class TFSWAConfig(PretrainedConfig):
         layer_norm_eps: float = 1e-5,
         spectrogram_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
+        segment_seconds: float = 6.0,
+        overlap: float = 0.25,
         **kwargs,
     ):
         if stems is None:
@@ -136,6 +149,8 @@ class TFSWAConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.spectrogram_norm_eps = spectrogram_norm_eps
         self.initializer_range = initializer_range
+        self.segment_seconds = segment_seconds
+        self.overlap = overlap
         self._validate()
         super().__init__(**kwargs)
 
@@ -174,6 +189,13 @@ class TFSWAConfig(PretrainedConfig):
             fail("stems", "must be a non-empty list of stem names")
         if not all(isinstance(s, str) and s for s in self.stems):
             fail("stems", f"names must be non-empty strings, got {self.stems!r}")
+        for stem in self.stems:  # stem names become file names: a model must not write elsewhere
+            if stem in (".", "..") or len(stem) > 64 or _UNSAFE_NAME.search(stem):
+                fail(
+                    "stems",
+                    f"{stem[:70]!r} is not a plain file name (at most 64 characters, no path "
+                    "separator or control character, not '.' or '..')",
+                )
         duplicates = sorted({s for s in self.stems if self.stems.count(s) > 1})
         if duplicates:
             fail("stems", f"names must be unique, {duplicates} appear more than once")
@@ -218,7 +240,14 @@ class TFSWAConfig(PretrainedConfig):
                 fail(field, f"must be in [0, 1), got {value!r}")
         if self.mask_type not in _MASK_TYPES:
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
-        for field in ("layer_norm_eps", "spectrogram_norm_eps", "initializer_range"):
+        if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:
+            fail("overlap", f"must be in [0, 1), got {self.overlap!r}")
+        for field in (
+            "layer_norm_eps",
+            "spectrogram_norm_eps",
+            "initializer_range",
+            "segment_seconds",
+        ):
             value = getattr(self, field)
             if not isinstance(value, (int, float)) or value <= 0:
                 fail(field, f"must be positive, got {value!r}")

@@ -207,7 +207,7 @@ def test_missing_soundfont_is_one_clear_error(tmp_path, capsys):
     code = data_cli(["render", str(tmp_path / "o"), "--soundfont", "/nowhere/font.sf2"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err == ["tfswa-data: error: soundfont /nowhere/font.sf2: no such file "
+    assert err == ["error: soundfont /nowhere/font.sf2: no such file "
                    "(install fluid-soundfont-gm / timgm6mb-soundfont or pass a path to an .sf2/.sf3)"]  # fmt: skip
 
 

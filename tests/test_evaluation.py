@@ -191,9 +191,16 @@ def test_cli_oracle_fast_on_four_stems(synthetic_root, tmp_path, capsys):
     assert scores["num_tracks"] == 2 and not scores["museval"]
     # The oracle's masking limit on the synthetic songs is well above 0 dB for every stem.
     assert all(scores["aggregate"][stem]["uSDR"] > 5 for stem in scores["stems"])
-    # Results are not overwritten without --force.
-    assert run_cli([*argv, "--cache-dir", str(tmp_path / "cache")]) == 1
-    assert "--force" in capsys.readouterr().err
+    # A rerun with the same settings reuses the finished tracks; other settings need --force.
+    assert run_cli([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert json.loads((out / "scores.json").read_text())["aggregate"] == scores["aggregate"]
+    capsys.readouterr()
+    other = [*argv, "--cache-dir", str(tmp_path / "cache"), "--frame-seconds", "0.5"]
+    assert run_cli(other) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {out} holds results of other settings (differing: frame_seconds); "
+                   "pass --force to redo them, or choose another --out"]  # fmt: skip
+    assert run_cli([*other, "--force"]) == 0
 
 
 @pytest.mark.slow

@@ -110,3 +110,8 @@ def test_export_cli(tmp_path, capsys):
     assert export_main(argv) == 1
     assert "--force" in capsys.readouterr().err
     assert export_main([*argv, "--force", "--opset", "18"]) == 2
+    capsys.readouterr()
+    missing = ["--model", str(tmp_path / "nope"), "--format", "onnx", "--out", str(out) + ".onnx"]
+    assert export_main(missing) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot load model '{tmp_path / 'nope'}'")

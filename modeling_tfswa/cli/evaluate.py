@@ -1,27 +1,23 @@
 """`tfswa-evaluate`: score a model (or an oracle mask) on a MUSDB18 split with museval and the fast
-SDRs; writes per-track museval JSON, scores.json, scores.md and sdr_boxplot.png."""
+SDRs; writes per-track museval JSON, scores.json, scores.md and sdr_boxplot.png.
+
+Only the evaluated split is validated; a broken track (a missing stem, NaN samples...) is reported
+and the others are scored ("N of M tracks", exit status 1). A rerun reuses the finished tracks of
+an earlier run with the same model, split and settings (`--force` recomputes them). Killing the
+command (SIGTERM, Ctrl-C, even SIGKILL) ends its museval workers too."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from data_scripts.musdb import load_stem_dataset
+from data_scripts.clitools import add_debug_flag, run_command
+from data_scripts.musdb import load_stem_split, parse_stem_set, stem_set_for
 
-from ..evaluation import ORACLE_MASKS, evaluate_separator, load_separator, stem_set_for
-
-
-def _stem_set(text: str) -> str | dict[str, list[str]]:
-    """A named stem set, or a JSON object {stem: [source stems]}."""
-    if text.lstrip().startswith("{"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise argparse.ArgumentTypeError(f"--stem-set is not valid JSON: {error}") from error
-        return value
-    return text
+from ..evaluation import ORACLE_MASKS, evaluate_separator, load_separator
+from ..evaluation.workers import terminate_on_sigterm
+from .options import add_separation_flags, separation_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="train, validation or test (default)")
     parser.add_argument(
         "--stem-set",
-        type=_stem_set,
+        type=parse_stem_set,
         default=None,
-        help="'vocals-accompaniment', '4stems' or JSON {stem: [sources]}; default: from the "
-        "model's stems",
+        help="'vocals-accompaniment', '4stems', name=src+src,... or JSON {stem: [sources]}; "
+        "default: from the model's stems",
     )
     parser.add_argument("--cache-dir", type=Path, default=None, help="datasets cache folder")
     parser.add_argument("--tracks", nargs="+", default=None, help="evaluate only these tracks")
@@ -51,57 +47,69 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=2, help="museval processes (0: in this process)"
     )
     parser.add_argument("--frame-seconds", type=float, default=1.0, help="BSSEval frame length")
-    group = parser.add_argument_group("model separation (apply_model)")
-    group.add_argument("--segment", type=float, default=None, help="segment length in seconds")
-    group.add_argument("--overlap", type=float, default=0.25)
-    group.add_argument("--shifts", type=int, default=0, help="random-shift test-time augmentation")
-    group.add_argument("--batch-size", type=int, default=4)
-    group.add_argument("--device", default=None, help="e.g. cpu, cuda")
+    add_separation_flags(parser)
     group = parser.add_argument_group("oracles")
     group.add_argument("--stems", nargs="+", default=None, help="oracle stems (default 4 stems)")
     group.add_argument("--n-fft", type=int, default=None, help="oracle STFT size (default 2048)")
     group.add_argument("--hop-length", type=int, default=None, help="oracle hop (default 512)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--force", action="store_true", help="overwrite results in --out")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every track (default: reuse the finished tracks of an earlier run with "
+        "the same model, split and settings)",
+    )
+    add_debug_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if (args.out / "scores.json").exists() and not args.force:
-        print(f"tfswa-evaluate: {args.out} holds results; pass --force", file=sys.stderr)
-        return 1
+    """Evaluate; 0 when every track was scored, 1 when some were broken (reported), 2 on an error
+    (one line `error: ...`; `--debug` or `TFSWA_DEBUG=1` for the traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    options = separation_options(args, parser)
+    if args.model not in ORACLE_MASKS and (args.stems or args.n_fft or args.hop_length):
+        print("error: --stems/--n-fft/--hop-length are for oracles", file=sys.stderr)
+        return 2
+    if args.workers < 0:
+        print(f"error: --workers must be >= 0, got {args.workers}", file=sys.stderr)
+        return 2
+    return run_command(lambda: evaluate(args, options), args.debug)
+
+
+def evaluate(args: argparse.Namespace, options: dict) -> int:
+    """The command's work (see [`main`]; `options`: the separation group's values); SIGTERM ends
+    it, and its workers, cleanly."""
     if args.model in ORACLE_MASKS:
         separator = load_separator(
             args.model, stems=args.stems, n_fft=args.n_fft, hop_length=args.hop_length
         )
     else:
-        if args.stems or args.n_fft or args.hop_length:
-            print("tfswa-evaluate: --stems/--n-fft/--hop-length are for oracles", file=sys.stderr)
-            return 2
-        separator = load_separator(
-            args.model,
-            segment_seconds=args.segment,
-            overlap=args.overlap,
-            shifts=args.shifts,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
+        separator = load_separator(args.model, **options)
     stem_set = args.stem_set if args.stem_set is not None else stem_set_for(separator.stems)
-    splits = load_stem_dataset(args.root, stem_set, cache_dir=args.cache_dir, splits=[args.split])
-    result = evaluate_separator(
-        separator,
-        splits[args.split],
-        args.out,
-        split=args.split,
-        fast=args.fast,
-        workers=args.workers,
-        frame_seconds=args.frame_seconds,
-        tracks=args.tracks,
-        progress=not args.no_progress,
-    )
+    dataset, broken = load_stem_split(args.root, stem_set, args.split, cache_dir=args.cache_dir)
+    with terminate_on_sigterm():
+        result = evaluate_separator(
+            separator,
+            dataset,
+            args.out,
+            split=args.split,
+            fast=args.fast,
+            workers=args.workers,
+            frame_seconds=args.frame_seconds,
+            tracks=args.tracks,
+            progress=not args.no_progress,
+            force=args.force,
+            broken=broken,
+        )
     print((args.out / "scores.md").read_text(), end="")
-    print(f"results: {args.out} ({len(result.tracks)} tracks)")
+    print(f"results: {args.out} ({result.tracks_label})")
+    if result.broken:
+        print(f"error: {len(result.broken)} track(s) could not be scored:", file=sys.stderr)
+        for problem in result.broken.values():
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     return 0
 
 

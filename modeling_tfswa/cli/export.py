@@ -10,6 +10,8 @@ from pathlib import Path
 
 from transformers import AutoModel
 
+from data_scripts.clitools import add_debug_flag, describe, run_command
+
 from ..export import EXPORTERS, export_model
 
 
@@ -32,10 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--atol", type=float, default=1e-4, help="accepted max abs difference from PyTorch"
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    add_debug_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Export; 1 when `--out` exists without `--force`, 2 on an error (one line `error: ...`;
+    `--debug` or `TFSWA_DEBUG=1` for the traceback)."""
     args = build_parser().parse_args(argv)
     if args.out.exists() and not args.force:
         print(f"tfswa-export: {args.out} exists; pass --force to overwrite it", file=sys.stderr)
@@ -43,7 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.opset is not None and args.format != "onnx":
         print("tfswa-export: --opset only applies to --format onnx", file=sys.stderr)
         return 2
-    model = AutoModel.from_pretrained(args.model)
+    return run_command(lambda: export(args), args.debug)
+
+
+def export(args: argparse.Namespace) -> int:
+    try:
+        model = AutoModel.from_pretrained(args.model)
+    except Exception as error:  # noqa: BLE001 - truncated, pickled, missing... one line for all
+        raise OSError(f"cannot load model {args.model!r}: {describe(error)}") from error
     options = {"seconds": args.seconds, "atol": args.atol}
     if args.format == "onnx":
         options["opset"] = args.opset

@@ -4,8 +4,11 @@
 
 writes `separated/<track>/<stem>.<ext>` per input file, at the input's sample rate and channel
 count. A bad input (missing, unreadable, empty, NaN/inf samples, unsupported format, existing
-outputs without `--force`) is reported and skipped; the others are still processed, and the exit
-status is 1 if any input failed. The work is done by `modeling_tfswa.separation.separate_file`.
+outputs without `--force`, a full disk) is reported and skipped; the others are still processed,
+and the exit status is 1 if any input failed. A model that cannot be loaded (missing, truncated,
+unsafe) is one line `error: ...` and exit status 2 (`--debug` shows the traceback). Track folder
+names are made safe (`..wav` writes `_/`), and hidden staging folders of killed runs are removed at
+start; with `--force`, a track's stems are replaced as one unit. The work is done by `modeling_tfswa.separation.separate_file`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from data_scripts.clitools import add_debug_flag, describe, run_command
+
 from ..audio import AUDIO_FORMATS, CLIP_MODES, SUBTYPES, AudioError, find_audio_files
-from ..separation import DEFAULT_SEGMENT_SECONDS, Separator, separate_file
+from ..fileio import clean_stale_temporaries
+from ..separation import Separator, separate_file, track_folder_name
+from .options import add_separation_flags, separation_options
 
 OUTPUT_FORMATS = ("wav", "flac")
 
@@ -55,18 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         "none (default: rescale for PCM, none for FLOAT)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite existing stem files")
-    group = parser.add_argument_group("separation (apply_model)")
-    group.add_argument(
-        "--segment",
-        type=float,
-        default=None,
-        help=f"segment length in seconds (default {DEFAULT_SEGMENT_SECONDS})",
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write <track>/spectrograms.png (mixture and each stem, one dB scale)",
     )
-    group.add_argument("--overlap", type=float, default=0.25, help="segment overlap in [0, 1)")
-    group.add_argument("--shifts", type=int, default=0, help="random-shift test-time passes")
-    group.add_argument("--batch-size", type=int, default=4, help="segments per forward pass")
-    group.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cpu)")
+    add_separation_flags(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_debug_flag(parser)
     return parser
 
 
@@ -75,32 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.format == "flac" and args.subtype == "FLOAT":
         parser.error("FLAC cannot store FLOAT samples; use --subtype PCM_16/PCM_24 or --format wav")
-    if not 0 <= args.overlap < 1:
-        parser.error(f"--overlap must be in [0, 1), got {args.overlap}")
-    for option in ("shifts", "batch_size"):
-        if getattr(args, option) < (0 if option == "shifts" else 1):
-            parser.error(f"--{option.replace('_', '-')} is out of range")
-    if args.segment is not None and args.segment <= 0:
-        parser.error(f"--segment must be > 0, got {args.segment}")
+    options = separation_options(args, parser)
+    return run_command(lambda: separate_inputs(parser, args, options), args.debug)
 
+
+def separate_inputs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, options: dict
+) -> int:
+    """The command's work: load the model, then separate every input (a failing input is reported
+    and skipped). Returns 1 if any input failed. `options`: the separation group's values."""
     try:
         separator = Separator.from_pretrained(
-            args.model,
-            device=args.device,
-            segment_seconds=args.segment,
-            overlap=args.overlap,
-            shifts=args.shifts,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-            revision=args.revision,
+            args.model, revision=args.revision, progress=not args.no_progress, **options
         )
-    except (OSError, ValueError) as error:
-        print(f"error: cannot load model {args.model!r}: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 - truncated, pickled, missing... one line for all
+        raise OSError(f"cannot load model {args.model!r}: {describe(error)}") from error
     try:
         separator.output_stems(args.stems, args.two_stems)
     except ValueError as error:
         parser.error(str(error))
+    clean_stale_temporaries(args.out)  # staging left by a killed run
 
     failures: list[str] = []
     tracks: dict[str, Path] = {}
@@ -109,11 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if problem is not None:
                 raise problem
-            if path.stem in tracks:
-                raise AudioError(
-                    f"{path}: track name {path.stem!r} already used by {tracks[path.stem]}"
-                )
-            tracks[path.stem] = path
+            track = track_folder_name(path)
+            if track in tracks:
+                raise AudioError(f"{path}: track name {track!r} already used by {tracks[track]}")
+            tracks[track] = path
             result = separate_file(
                 separator,
                 path,
@@ -124,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                 subtype=args.subtype,
                 clip=args.clip,
                 overwrite=args.force,
+                plot=args.plot,
             )
-        except (AudioError, OSError) as error:
+        except (AudioError, OSError, ValueError) as error:  # reported; the next file may work
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)
             continue

@@ -6,6 +6,9 @@ import logging
 import sys
 from pathlib import Path
 
+from data_scripts.clitools import run_command
+
+from ..metrics import metric_name
 from .config import config_from_argv
 
 logger = logging.getLogger(__name__)
@@ -15,8 +18,19 @@ def main(argv: list[str] | None = None, default_config: str | Path | None = None
     """Train from `--config FILE` (or `default_config`) plus `--key value` overrides.
 
     With `demo: true`, the main process then separates the data's demo mixture with the best
-    model and writes the stems to `output_dir/demo/`.
+    model and writes the stems to `output_dir/demo/`. Any error (a bad config key or value, a
+    folder in use, a resume that does not fit) is one line `error: ...` and exit status 2;
+    `--debug` (or `TFSWA_DEBUG=1`) shows the traceback.
     """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("modeling_tfswa").setLevel(logging.INFO)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # tracebacks of errors (also TFSWA_DEBUG=1)
+    argv = [arg for arg in argv if arg != "--debug"]
+    return run_command(lambda: _train_and_demo(argv, default_config), debug)
+
+
+def _train_and_demo(argv: list[str], default_config: str | Path | None) -> int:
     from accelerate import PartialState
     from transformers import AutoModel
 
@@ -24,9 +38,6 @@ def main(argv: list[str] | None = None, default_config: str | Path | None = None
     from .demo import separate_demo
     from .trainer import train
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("modeling_tfswa").setLevel(logging.INFO)
-    argv = sys.argv[1:] if argv is None else argv
     config = config_from_argv(argv, default_config=default_config)
     result = train(config)
     if config.demo and PartialState().is_main_process:
@@ -39,8 +50,8 @@ def main(argv: list[str] | None = None, default_config: str | Path | None = None
             print(
                 "Validation SDR (dB): "
                 + ", ".join(
-                    f"{s} {result.validation[f'sdr/{s}']:.2f} "
-                    f"(mixture {result.validation[f'sdr_mixture/{s}']:.2f})"
+                    f"{s} {result.validation[metric_name('sdr', s)]:.2f} "
+                    f"(mixture {result.validation[metric_name('sdr_mixture', s)]:.2f})"
                     for s in model.config.stems
                 )
             )

@@ -203,9 +203,12 @@ class TrainingConfig:
         keep_last: resumable checkpoints kept (older ones are deleted).
         resume: `None`, `"latest"` (the newest checkpoint in `output_dir`, or a fresh start when
             there is none) or a checkpoint folder.
+        init_from: fine-tuning: a saved model folder or Hub id whose weights start the run (not its
+            optimizer or schedule); with other stems, its trunk is loaded and the mask head is new.
         push_to_hub: push the saved model folder to the Hub at each checkpoint (in the background).
         hub_model_id: Hub repository `user/name` to push to.
-        hub_private: create the Hub repository as private.
+        hub_private: create the Hub repository as private (the default; `--hub_private false`
+            for a public one). The token comes from `HF_TOKEN` or `huggingface-cli login`.
         demo: after training, separate a demo mixture and write its stems under `output_dir/demo`.
     """
 
@@ -226,15 +229,17 @@ class TrainingConfig:
     save_every: int = 2000
     keep_last: int = 3
     resume: str | None = None
+    init_from: str | None = None
     push_to_hub: bool = False
     hub_model_id: str | None = None
-    hub_private: bool = False
+    hub_private: bool = True
     demo: bool = False
 
     def model_config(self) -> TFSWAConfig:
-        """The model configuration, built (and validated) from the `model` section."""
+        """The model configuration, built (and validated) from the `model` section, with the
+        separation segment length set to the training segment length (`data.segment_seconds`)."""
         try:
-            return TFSWAConfig(**self.model)
+            return TFSWAConfig(**self.model, segment_seconds=self.data.segment_seconds)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model: {error}") from error
 
@@ -266,6 +271,7 @@ class TrainingConfig:
 
         if data.source not in DATASET_ROOTS:
             fail("data.source", f"must be one of {sorted(DATASET_ROOTS)}, got {data.source!r}")
+        _check_stem_set(data.stem_set, self.model_config().stems)
         from .data import resolve_sources
 
         resolve_sources(self)  # each entry of data.sources: known source, keys and weight
@@ -337,10 +343,30 @@ def parse_value(text: str) -> Any:
 
 def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
     accepted = set(inspect.signature(TFSWAConfig.__init__).parameters) - {"self", "kwargs"}
+    if "segment_seconds" in model:
+        raise ConfigError(
+            f"{where}.segment_seconds: set data.segment_seconds (the model's is the training length)"
+        )
     unknown = sorted(set(model) - accepted)
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown} for TFSWAConfig; accepted: {sorted(accepted)}"
+        )
+
+
+def _check_stem_set(stem_set: Any, stems: list[str]) -> None:
+    """`data.stem_set` must be a valid stem set naming exactly `model.stems` (checked with the
+    config, before a run writes or generates anything)."""
+    from data_scripts.musdb import StemDatasetError, resolve_stem_set
+
+    try:
+        _, grouping = resolve_stem_set(stem_set)
+    except StemDatasetError as error:
+        raise ConfigError(f"data.stem_set: {error}") from None
+    if sorted(grouping) != sorted(stems):
+        raise ConfigError(
+            f"data.stem_set {stem_set!r} gives stems {list(grouping)}, but model.stems is "
+            f"{stems}; make them name the same stems"
         )
 
 
@@ -465,8 +491,12 @@ def split_overrides(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
         i += 1
         if key == "config":
             config_path = value_text
-        else:
+            continue
+        try:
             overrides[key] = parse_value(value_text)
+        except yaml.YAMLError as error:
+            problem = " ".join(str(getattr(error, "problem", None) or error).split())
+            raise ConfigError(f"--{key}: cannot parse {value_text!r} ({problem})") from None
     return config_path, overrides
 
 

@@ -12,8 +12,8 @@ class EMA:
     """Float32 moving average of a model's trainable parameters.
 
     The effective decay ramps up as `min(decay, (1 + n) / (10 + n))` after `n` updates, so that short
-    runs are not dominated by the random initialisation. Register it with
-    `accelerator.register_for_checkpointing` so that `save_state` / `load_state` carry it.
+    runs are not dominated by the random initialisation. Checkpoints carry it as safetensors
+    (`modeling_tfswa.training.run_folder.save_run_state`).
 
     Args:
         model (`nn.Module`): the (unwrapped) model whose parameters are averaged.

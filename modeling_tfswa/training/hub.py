@@ -25,7 +25,7 @@ class HubPusher:
 
     Args:
         repo_id (`str`): `user/name` of the model repository (created on the first push if needed).
-        private (`bool`): create the repository as private.
+        private (`bool`, *optional*, defaults to `True`): create the repository as private.
         token (`str`, *optional*): Hub token (default: the logged-in user's / `HF_TOKEN`).
 
     Attributes:
@@ -33,7 +33,7 @@ class HubPusher:
         failures (`int`): failed pushes so far; `last_error` holds the latest exception.
     """
 
-    def __init__(self, repo_id: str, *, private: bool = False, token: str | None = None):
+    def __init__(self, repo_id: str, *, private: bool = True, token: str | None = None):
         self.repo_id = repo_id
         self.private = private
         self.api = HfApi(token=token)
