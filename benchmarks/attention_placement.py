@@ -3,14 +3,14 @@
 Cost: for each variant of the default 4-stem config, parameters, GFLOPs and CPU forward seconds per
 second of audio, and the forward time relative to the default, all in one run.
 
-Quality (`--train-steps N`): each variant (2 stems, vocals / accompaniment) trains for the same N
-steps from the same seed on the same random segments of synthetic songs, then its global SDR per
-stem is measured on held-out synthetic songs. A short run ranks the variants by how fast they
+Quality (`--train-steps N`): each variant (2 stems, vocals / accompaniment) trains with the
+project's loop for the same N steps from the same seed on the same random segments of synthetic
+songs, then its global SDR per stem is measured on held-out synthetic songs. A short run ranks the variants by how fast they
 learn, not by where they end up after a full training.
 
 The last line of stdout is one JSON object.
 
-    python benchmarks/attention_placement.py [--seconds 6] [--repeats 3] [--train-steps 150]
+    python3 -m benchmarks.attention_placement [--seconds 6] [--repeats 3] [--train-steps 150]
 """
 
 from __future__ import annotations
@@ -18,16 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 
 import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.data import Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from data_scripts.synthetic import generate_song
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
 from modeling_tfswa.metrics import sdr
+from modeling_tfswa.training.config import load_config
+from modeling_tfswa.training.trainer import train
 
 VARIANTS = {
     "default (window everywhere, temporal+frequency in stages 3-4)": {},
@@ -76,35 +80,56 @@ def songs(split: str, count: int, seconds: float) -> tuple[torch.Tensor, torch.T
     return torch.stack(mixtures), torch.stack(stems)
 
 
+class RandomSegments(Dataset):
+    """Random `segment`-sample windows of in-memory songs, the same for every variant (seeded by
+    the item index): `{"mixture": (C, T), "stems": (S, C, T)}`."""
+
+    def __init__(self, stems: torch.Tensor, segment: int, length: int, seed: int = 0):
+        self.stems, self.segment, self.length, self.seed = stems, segment, length, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, index])
+        track = rng.integers(len(self.stems))
+        offset = rng.integers(self.stems.shape[-1] - self.segment)
+        stems = self.stems[track, ..., offset : offset + self.segment]
+        return {"mixture": stems.sum(0), "stems": stems}
+
+
 def quality(overrides: dict, steps: int, data, segment: int, batch: int) -> dict:
-    (train_mix, train_stems), (valid_mix, valid_stems) = data
-    torch.manual_seed(0)
-    config = TFSWAConfig(stems=["vocals", "accompaniment"], **overrides)
-    model = TFSWAUNet(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    rng = np.random.default_rng(0)  # the same segments for every variant
-    start = time.perf_counter()
-    for _ in range(steps):
-        tracks = rng.integers(len(train_stems), size=batch)
-        offsets = rng.integers(train_stems.shape[-1] - segment, size=batch)
-        target = torch.stack(
-            [train_stems[t, ..., o : o + segment] for t, o in zip(tracks, offsets)]
+    """Train the variant with the project's loop (`modeling_tfswa.training.trainer.train`: AdamW
+    1e-3, waveform L1, no EMA) on the same random segments, then score held-out songs."""
+    (_, train_stems), (valid_mix, valid_stems) = data
+    model = {"stems": ["vocals", "accompaniment"], **overrides}
+    with tempfile.TemporaryDirectory() as output_dir:
+        config = load_config(
+            None,
+            {
+                "model": model,
+                "output_dir": output_dir,
+                "seed": 0,
+                "max_steps": steps,
+                "eval_every": steps,
+                "save_every": steps,
+                "data.batch_size": batch,
+                "optim.warmup_steps": 0,
+                "ema_decay": 0.0,
+            },
         )
-        loss = model(target.sum(1), labels=target).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-    train_seconds = time.perf_counter() - start
-    model.eval()
+        train_data = RandomSegments(train_stems, segment, steps * batch)
+        valid_data = RandomSegments(valid_stems, segment, batch, seed=1)
+        result = train(config, train_dataset=train_data, validation_dataset=valid_data)
+    trained = result.model.eval()
     with torch.inference_mode():
-        estimates = torch.cat([model(m[None]).waveforms for m in valid_mix])
+        estimates = torch.cat([trained(m[None]).waveforms for m in valid_mix])
     scores = sdr(valid_stems, estimates).mean(0)  # (stems,)
     baseline = sdr(valid_stems, valid_mix[:, None].expand_as(valid_stems)).mean(0)
     return {
-        "sdr": dict(zip(config.stems, scores.tolist())),
-        "mixture_sdr": dict(zip(config.stems, baseline.tolist())),
-        "train_seconds": train_seconds,
+        "sdr": dict(zip(model["stems"], scores.tolist())),
+        "mixture_sdr": dict(zip(model["stems"], baseline.tolist())),
+        "train_seconds": result.train_seconds,
     }
 
 

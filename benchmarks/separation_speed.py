@@ -1,6 +1,6 @@
 """Full-track separation cost on CPU: TFSWA-UNet vs HTDemucs and Open-Unmix, and memory vs length.
 
-    python benchmarks/separation_speed.py [--seconds 20] [--rounds 2] [--long-minutes 10] [--skip-speed]
+    python3 -m benchmarks.separation_speed [--seconds 20] [--rounds 2] [--long-minutes 10] [--skip-speed]
 
 Speed: seconds of compute per minute of audio for the default 4-stem TFSWA-UNet and, with random
 weights, the HTDemucs architecture (as the released `htdemucs`: dconv_mode 3, bottom_channels 512,
@@ -25,9 +25,8 @@ memory is steady from the first batch on; reading, segmenting, overlap-add and w
 so their memory is measured, their speed is not. `streamed_vs_in_memory_max_abs_diff`: the largest
 difference between streamed FLOAT stem files and the in-memory result of the real model (20 s).
 
-Why a torchaudio stand-in: `openunmix` imports torchaudio at module level (its STFT module and its
-file utilities), but the model classes used here never call it; torchaudio has no build for this
-torch, so an empty module is put in `sys.modules` of this process only, before importing openunmix.
+The peers sit behind `benchmarks.peers.WaveformSeparator` and openunmix is imported without
+torchaudio by `benchmarks.peers.import_openunmix` (see there why).
 Requires `pip install demucs openunmix einops julius --no-deps`. Prints one JSON object last.
 """
 
@@ -38,36 +37,18 @@ import json
 import subprocess
 import sys
 import time
-import types
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
+from benchmarks.peers import PeerConfig, WaveformSeparator, import_openunmix
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
 from modeling_tfswa.separation import apply_model
 
 SAMPLE_RATE = 44100
 STEMS = ["drums", "bass", "other", "vocals"]
 CHUNKING = dict(segment_seconds=6.0, overlap=0.25, batch_size=4)
-
-
-class WaveformSeparator(nn.Module):
-    """Adapts a baseline (`net(mixture (B, C, T)) -> (B, S, C, T)`) to `apply_model`'s interface."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-        self.config = SimpleNamespace(
-            stems=STEMS,
-            sample_rate=SAMPLE_RATE,
-            audio_channels=2,
-            segment_seconds=6.0,
-            overlap=0.25,
-        )
-
-    def forward(self, input_values: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(waveforms=self.net(input_values))
 
 
 def build_tfswa() -> nn.Module:
@@ -80,23 +61,22 @@ def build_htdemucs() -> nn.Module:
     net = HTDemucs(
         STEMS, dconv_mode=3, bottom_channels=512, t_layers=5, segment=CHUNKING["segment_seconds"]
     )
-    return WaveformSeparator(net)
+    return WaveformSeparator(net, PeerConfig(STEMS))
 
 
 def build_umxhq() -> nn.Module:
-    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))  # see module docstring
-    from openunmix.model import OpenUnmix, Separator
+    openunmix = import_openunmix()  # without torchaudio (see benchmarks.peers)
     from openunmix.utils import bandwidth_to_max_bin
 
     max_bin = int(bandwidth_to_max_bin(SAMPLE_RATE, 4096, 16000))
     targets = {
-        stem: OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, max_bin=max_bin)
+        stem: openunmix.OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, max_bin=max_bin)
         for stem in STEMS
     }
-    net = Separator(
+    net = openunmix.Separator(
         targets, niter=1, residual=False, n_fft=4096, n_hop=1024, nb_channels=2, wiener_win_len=300
     )
-    return WaveformSeparator(net)
+    return WaveformSeparator(net, PeerConfig(STEMS))
 
 
 BUILDERS = {"tfswa_unet": build_tfswa, "htdemucs": build_htdemucs, "umxhq": build_umxhq}
@@ -326,7 +306,14 @@ def streamed_vs_in_memory(seconds: float = 20.0) -> float:
 def measure_memory(cases: list[tuple[float, str]], real_batches: int, threads: int) -> list[dict]:
     results = []
     for seconds, mode in cases:
-        command = [sys.executable, __file__, "--memory-worker", str(seconds), mode]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.separation_speed",
+            "--memory-worker",
+            str(seconds),
+            mode,
+        ]
         command += ["--threads", str(threads), "--real-batches", str(real_batches)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

@@ -1,8 +1,9 @@
-"""Training speed of TFSWA-UNet: optimizer steps per second of one training step as the trainer
-runs it (forward, waveform L1 + multi-resolution STFT loss, backward, clipping, AdamW).
+"""Training speed of TFSWA-UNet: seconds per optimizer step of the trainer's own step
+(`modeling_tfswa.training.trainer.train_step`: forward, waveform L1 + multi-resolution STFT loss,
+backward, clipping, AdamW, schedule), on random stems.
 
-    python benchmarks/training_speed.py                      # 4-stem default model, batch 4, 6-s segments
-    python benchmarks/training_speed.py --batch-size 8 --seconds 6 --mixed-precision bf16
+    python3 -m benchmarks.training_speed                  # 4-stem default model, batch 4, 6-s segments
+    python3 -m benchmarks.training_speed --batch-size 8 --seconds 6 --mixed-precision bf16
 
 Prints one JSON object as the last line of stdout: steps/s, seconds/step, and audio seconds trained
 per wall-clock second (batch x segment / step time).
@@ -13,16 +14,32 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 
 import torch
+from torch.utils.data import Dataset
 
-from modeling_tfswa import TFSWAConfig, TFSWAUNet
-from modeling_tfswa.training.config import LossConfig
-from modeling_tfswa.training.losses import SeparationLoss
+from modeling_tfswa.training.config import load_config
+from modeling_tfswa.training.trainer import prepare_run, train_step
 
 
-def main() -> None:
+class RandomStems(Dataset):
+    """`{"mixture": (2, T), "stems": (S, 2, T)}` items of noise (speed does not depend on content)."""
+
+    def __init__(self, stems: int, samples: int, length: int):
+        self.stems, self.samples, self.length = stems, samples, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        generator = torch.Generator().manual_seed(index)
+        stems = 0.1 * torch.randn(self.stems, 2, self.samples, generator=generator)
+        return {"mixture": stems.sum(0), "stems": stems}
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stems", nargs="+", default=["vocals", "drums", "bass", "other"])
     parser.add_argument("--batch-size", type=int, default=4)
@@ -30,45 +47,38 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up)")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no")
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    config = TFSWAConfig(stems=args.stems)  # the model defaults
-    model = TFSWAUNet(config).train()
-    if args.gradient_checkpointing:
-        model.activation_checkpointing_enable()  # (transformers 5 name of gradient checkpointing)
-    loss_fn = SeparationLoss(
-        LossConfig(waveform_l1=1.0, multi_resolution_stft=0.5),
-        config.stems,
-        config.n_fft,
-        config.hop_length,
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    samples = int(args.seconds * config.sample_rate)
-    generator = torch.Generator().manual_seed(0)
-    stems = 0.1 * torch.randn(args.batch_size, config.num_stems, 2, samples, generator=generator)
-    mixture = stems.sum(1)
-
-    def step() -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16"):
-            estimates = model(input_values=mixture).waveforms
-        loss = loss_fn(estimates, stems)["total"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.item()
-
-    step()  # warm-up (allocations, one-off kernels)
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as output_dir:
+        config = load_config(
+            None,
+            {
+                "model": {"stems": args.stems},  # the model defaults
+                "output_dir": output_dir,
+                "data.batch_size": args.batch_size,
+                "loss.multi_resolution_stft": 0.5,
+                "optim.warmup_steps": 0,
+                "mixed_precision": args.mixed_precision,
+                "gradient_checkpointing": args.gradient_checkpointing,
+                "ema_decay": 0.0,
+            },
+        )
+        model_config = config.model_config()
+        samples = int(args.seconds * model_config.sample_rate)
+        data = RandomStems(model_config.num_stems, samples, args.batch_size * (args.steps + 1))
+        run = prepare_run(config, train_dataset=data, validation_dataset=data)
+        times = []
+        for index, batch in enumerate(run.train_loader):
+            start = time.perf_counter()
+            train_step(run, batch, index)
+            times.append(time.perf_counter() - start)
+        run.accelerator.end_training()
+    times = times[1:]  # the first step is a warm-up (allocations, one-off kernels)
     seconds_per_step = sorted(times)[len(times) // 2]
     result = {
         "benchmark": "training_speed",
-        "stems": config.num_stems,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "stems": model_config.num_stems,
+        "parameters": sum(p.numel() for p in run.unwrapped.parameters()),
         "batch_size": args.batch_size,
         "segment_seconds": args.seconds,
         "mixed_precision": args.mixed_precision,

@@ -14,6 +14,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..fileio import write_text_atomic
+from ..metrics import metric_name
 from .config import TrainingConfig
 
 TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
@@ -61,7 +62,7 @@ def build_model_card(
     """
     model = config.model_config()
     stems = list(model.stems)
-    validation = {stem: metrics.get(f"sdr/{stem}", float("nan")) for stem in stems}
+    validation = {stem: metrics.get(metric_name("sdr", stem), float("nan")) for stem in stems}
     sources = [entry["source"] for entry in config.data.sources] or [config.data.source]
     source = "+".join(sources)
     results = _eval_results(validation, "validation", source, "validation segments, median")
@@ -86,9 +87,7 @@ def build_model_card(
         rows[0] += f" {evaluation_split} SDR (tfswa-evaluate) |"
     rows.append("|---" * (4 if evaluation else 3) + "|")
     for stem in stems:
-        row = (
-            f"| {stem} | {validation[stem]:.2f} | {metrics.get(f'sdr_gain/{stem}', math.nan):.2f} |"
-        )
+        row = f"| {stem} | {validation[stem]:.2f} | {metrics.get(metric_name('sdr_gain', stem), math.nan):.2f} |"
         if evaluation:
             row += f" {evaluation.get(stem, math.nan):.2f} |"
         rows.append(row)

@@ -203,6 +203,8 @@ def save_run_state(folder: str | os.PathLike, state, ema) -> None:
     """Write the train state (JSON) and the EMA (safetensors) into a checkpoint folder."""
     folder = Path(folder)
     document = {"step": state.step, "best_sdr": state.best_sdr, "history": state.history}
+    document["train_seconds"] = state.train_seconds  # the clocks of training-time budgets
+    document["train_cpu_seconds"] = state.train_cpu_seconds
     if ema is not None:
         document["ema"] = {"decay": ema.decay, "num_updates": ema.num_updates}
         shadow = {name: tensor.contiguous() for name, tensor in ema.shadow.items()}
@@ -224,6 +226,8 @@ def load_run_state(folder: str | os.PathLike, state, ema) -> None:
         state.step = int(document["step"])
         state.best_sdr = float(document["best_sdr"])
         state.history = list(document["history"])
+        state.train_seconds = float(document["train_seconds"])
+        state.train_cpu_seconds = float(document["train_cpu_seconds"])
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"resume: {path} is not a train state ({error})") from error
     if ema is not None:

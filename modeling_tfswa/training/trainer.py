@@ -36,8 +36,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from data_scripts.pipeline import SILENCE_POWER
+
 from ..fileio import publish_folder, write_text_atomic, write_via_temporary
-from ..metrics import sdr
+from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
 from .augment import Augmenter
 from .config import TrainingConfig, save_config
@@ -51,9 +53,6 @@ from .run_folder import hold_run_folder, load_run_state, save_run_state
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step_"
-#: Mean square below which a validation reference counts as silent (-60 dBFS, the data pipeline's
-#: silence level; recordings keep a noise floor below it): its SDR says nothing about separation.
-SILENCE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -61,11 +60,18 @@ SILENCE = 1e-6
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class TrainState:
-    """Progress that checkpoints carry besides model, optimizer, scheduler, RNG and EMA."""
+    """Progress that checkpoints carry besides model, optimizer, scheduler, RNG and EMA.
+
+    `train_seconds` / `train_cpu_seconds` count the wall-clock and process CPU seconds spent in
+    training steps (data loading included; validation and checkpointing excluded): the clocks of a
+    training budget.
+    """
 
     step: int = 0
     best_sdr: float = -math.inf
     history: list[dict] = field(default_factory=list)  # validation metrics per evaluation
+    train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -78,6 +84,10 @@ class TrainResult:
         validation: the latest validation metrics (`"sdr/<stem>"`, `"loss"`, ...).
         best_sdr: the best mean validation SDR (dB) over stems so far.
         output_dir: where everything was written.
+        model: the trained (unwrapped) model, with its last trained weights.
+        ema: the moving average of its weights (None without EMA); `ema.swapped(model)` runs a
+            block with the weights that were validated and saved.
+        train_seconds, train_cpu_seconds: wall-clock and CPU seconds of training steps in total.
     """
 
     step: int
@@ -85,6 +95,10 @@ class TrainResult:
     validation: dict[str, float]
     best_sdr: float
     output_dir: Path
+    model: torch.nn.Module | None = None
+    ema: EMA | None = None
+    train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
 
 
 def seed_for(*parts: int) -> int:
@@ -151,8 +165,12 @@ def plot_history(history: list[dict], stems: list[str], path: Path) -> None:
     steps = [h["step"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for stem in stems:
-        (line,) = left.plot(steps, [h[f"sdr/{stem}"] for h in history], marker="o", label=stem)
-        left.axhline(history[-1][f"sdr_mixture/{stem}"], ls=":", lw=1, color=line.get_color())
+        (line,) = left.plot(
+            steps, [h[metric_name("sdr", stem)] for h in history], marker="o", label=stem
+        )
+        left.axhline(
+            history[-1][metric_name("sdr_mixture", stem)], ls=":", lw=1, color=line.get_color()
+        )
     left.set(xlabel="step", ylabel="SDR (dB)", title="validation SDR (dotted: mixture)")
     left.legend()
     right.plot(steps, [h["loss"] for h in history], marker="o", color="black")
@@ -229,7 +247,8 @@ def evaluate(
         )
         score = sdr(references, estimates)  # (B, S), float64
         baseline = sdr(references, mixture.float()[:, None].expand_as(references))
-        audible = references.square().mean(dim=(2, 3)) > SILENCE
+        # A silent reference (below -60 dBFS): its SDR says nothing about separation.
+        audible = references.square().mean(dim=(2, 3)) > SILENCE_POWER
         gathered = accelerator.gather_for_metrics((per_example, score, baseline, audible))
         for bucket, value in zip((losses, scores, baselines, active), gathered):
             bucket.append(value.cpu())
@@ -243,71 +262,55 @@ def evaluate(
 
     for s, stem in enumerate(stems):
         keep = audible[:, s]
-        metrics[f"sdr/{stem}"] = audible_median(score[:, s], keep)
-        metrics[f"sdr_mixture/{stem}"] = audible_median(baseline[:, s], keep)
-        metrics[f"sdr_gain/{stem}"] = audible_median(score[:, s] - baseline[:, s], keep)
-    metrics["sdr"] = float(np.nanmean([metrics[f"sdr/{stem}"] for stem in stems]))
+        metrics[metric_name("sdr", stem)] = audible_median(score[:, s], keep)
+        metrics[metric_name("sdr_mixture", stem)] = audible_median(baseline[:, s], keep)
+        metrics[metric_name("sdr_gain", stem)] = audible_median(score[:, s] - baseline[:, s], keep)
+    metrics["sdr"] = mean_ignoring_nan([metrics[metric_name("sdr", stem)] for stem in stems])
     return metrics
 
 
 # --------------------------------------------------------------------------------------------------
-# The loop
+# The pieces of the loop: set-up, one step, validation, checkpoint, end of run
 # --------------------------------------------------------------------------------------------------
-def train(
-    config: TrainingConfig,
-    *,
-    train_dataset: Dataset | None = None,
-    validation_dataset: Dataset | None = None,
-    collate_fn: Callable | None = None,
-    stop_after: int | None = None,
-    hub_token: str | None = None,
-) -> TrainResult:
-    """Train TFSWA-UNet as `config` says; see the module docstring for what lands where.
+#: `save_model(model, ema, folder, config, metrics, step)`: writes a model folder (best/, last/).
+ModelSaver = Callable[[torch.nn.Module, "EMA | None", Path, TrainingConfig, dict, int], None]
 
-    Args:
-        config ([`TrainingConfig`]): the validated run configuration.
-        train_dataset, validation_dataset (`Dataset`, *optional*): map-style datasets whose items
-            are `{"mixture": (C, T), "stems": (S, C, T)}` tensors (stems in `config.model` order);
-            by default built from `config.data` with `modeling_tfswa.training.data`.
-        collate_fn: DataLoader collate function (default: the one of `training.data` when the
-            datasets come from there, torch's default otherwise).
-        stop_after (`int`, *optional*): stop (as if killed) after this optimizer step of the run,
-            without the end-of-run validation / saves; for resumption tests and time-boxed jobs.
-        hub_token: Hub token for `push_to_hub` (default: the logged-in user's / `HF_TOKEN`).
 
-    Returns:
-        [`TrainResult`].
+@dataclass
+class Run:
+    """Everything a training run holds, built by [`prepare_run`] and used by [`train_step`],
+    [`validate`], [`save_checkpoint`] and [`finish_run`] (and so by [`train`], their loop).
+
+    `model`, `optimizer`, `scheduler` and the loaders are the `accelerator.prepare`d objects;
+    `unwrapped` is the model itself (what EMA, validation and saving see).
     """
-    config.validate()
-    # One run per output folder, and a resume only where the config fits: before any write.
-    with hold_run_folder(config, resolve_resume(config.resume, config.output_dir)):
-        return _train(
-            config,
-            train_dataset=train_dataset,
-            validation_dataset=validation_dataset,
-            collate_fn=collate_fn,
-            stop_after=stop_after,
-            hub_token=hub_token,
-        )
+
+    config: TrainingConfig
+    accelerator: Accelerator
+    model: torch.nn.Module
+    unwrapped: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: DataLoader
+    validation_loader: DataLoader
+    loss_fn: SeparationLoss
+    augmenter: Augmenter
+    ema: EMA | None
+    state: TrainState
+    stems: list[str]
+    output_dir: Path
+    save_model: ModelSaver
+    pusher: HubPusher | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
 
 
-def _train(
-    config: TrainingConfig,
-    *,
-    train_dataset: Dataset | None,
-    validation_dataset: Dataset | None,
-    collate_fn: Callable | None,
-    stop_after: int | None,
-    hub_token: str | None,
-) -> TrainResult:
-    """[`train`]'s body, run while the output folder is held."""
+def make_accelerator(config: TrainingConfig) -> Accelerator:
+    """The run's Accelerator: precision, gradient accumulation, TensorBoard logs in `output_dir`."""
     output_dir = Path(config.output_dir)
-    if config.resume is None and checkpoint_dirs(output_dir):
-        raise FileExistsError(
-            f"output_dir: {output_dir} holds checkpoints of an earlier run; pass --resume latest "
-            "to continue it, or choose another --output_dir"
-        )
-    accelerator = Accelerator(
+    return Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_plugin=GradientAccumulationPlugin(
             num_steps=config.gradient_accumulation_steps, sync_with_dataloader=False
@@ -317,22 +320,16 @@ def _train(
             project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
         ),
     )
-    main = accelerator.is_main_process
-    if main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, output_dir / "config.yaml")
 
-    # Model: identical initialisation on every process.
-    set_seed(config.seed)
-    model_config = config.model_config()
-    stems = model_config.stems
-    model = TFSWAUNet(model_config)
-    if config.init_from:
-        init_from_pretrained(model, config.init_from)  # fine-tuning: weights only
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()  # every transformers 5.x has it (5.2x also activation_checkpointing_enable)
-    model.train()
 
+def build_loaders(
+    config: TrainingConfig,
+    accelerator: Accelerator,
+    train_dataset: Dataset | None,
+    validation_dataset: Dataset | None,
+    collate_fn: Callable | None,
+) -> tuple[DataLoader, DataLoader]:
+    """Training and validation loaders (not yet prepared); missing datasets come from `config.data`."""
     if train_dataset is None or validation_dataset is None:
         from .data import build_datasets  # the data layer, only when the config must build it
 
@@ -346,7 +343,6 @@ def _train(
     max_validation = config.data.max_validation_segments
     if max_validation is not None and len(validation_dataset) > max_validation:
         validation_dataset = Subset(validation_dataset, range(max_validation))
-
     train_loader = DataLoader(
         train_dataset,
         batch_size=config.data.batch_size,
@@ -362,6 +358,13 @@ def _train(
         num_workers=config.data.num_workers,
         collate_fn=collate_fn,
     )
+    return train_loader, validation_loader
+
+
+def build_optimizer(
+    model: torch.nn.Module, config: TrainingConfig, num_processes: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW (no decay on biases, norms, embeddings) and the warm-up + cosine schedule."""
     optimizer = torch.optim.AdamW(
         _param_groups(model, config.optim.weight_decay),
         lr=config.optim.lr,
@@ -371,21 +374,61 @@ def _train(
     # The prepared scheduler steps once per process per optimizer step, hence the scaling.
     scheduler = get_cosine_schedule_with_warmup(
         optimizer,
-        num_warmup_steps=config.optim.warmup_steps * accelerator.num_processes,
-        num_training_steps=config.max_steps * accelerator.num_processes,
+        num_warmup_steps=config.optim.warmup_steps * num_processes,
+        num_training_steps=config.max_steps * num_processes,
     )
+    return optimizer, scheduler
+
+
+def prepare_run(
+    config: TrainingConfig,
+    *,
+    model: torch.nn.Module | None = None,
+    train_dataset: Dataset | None = None,
+    validation_dataset: Dataset | None = None,
+    collate_fn: Callable | None = None,
+    save_model: ModelSaver = save_model,
+    hub_token: str | None = None,
+) -> Run:
+    """Build (or take) the model, data, optimizer, EMA, loss and augmentation for the validated
+    `config`, `accelerator.prepare` them, and load the checkpoint to resume from. Call it while
+    the output folder is held (`run_folder.hold_run_folder`, as [`train`] does); see [`train`] for
+    the args."""
+    output_dir = Path(config.output_dir)
+    if config.resume is None and checkpoint_dirs(output_dir):
+        raise FileExistsError(
+            f"output_dir: {output_dir} holds checkpoints of an earlier run; pass --resume latest "
+            "to continue it, or choose another --output_dir"
+        )
+    accelerator = make_accelerator(config)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / "config.yaml")
+    set_seed(config.seed)  # identical initialisation on every process
+    model_config = config.model_config()
+    if model is None:
+        model = TFSWAUNet(model_config)
+        if config.init_from:
+            init_from_pretrained(model, config.init_from)  # fine-tuning: weights only
+    stems = list(model.config.stems)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()  # every transformers 5.x has it
+    model.train()
+    train_loader, validation_loader = build_loaders(
+        config, accelerator, train_dataset, validation_dataset, collate_fn
+    )
+    optimizer, scheduler = build_optimizer(model, config, accelerator.num_processes)
     model, optimizer, train_loader, validation_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, validation_loader, scheduler
     )
     if len(train_loader) == 0:
         raise ValueError(
-            f"data: the training set ({len(train_dataset)} items) gives no full batch of "
+            f"data: the training set ({len(train_loader.dataset)} items) gives no full batch of "
             f"{config.data.batch_size} per process; raise data.samples_per_epoch"
         )
     unwrapped = accelerator.unwrap_model(model)
     ema = EMA(unwrapped, config.ema_decay) if config.ema_decay > 0 else None
     state = TrainState()  # checkpointed by save_run_state / load_run_state (JSON, safetensors)
-
     resume_from = resolve_resume(config.resume, output_dir)
     if resume_from is not None:
         accelerator.print(f"Resuming from {resume_from}")
@@ -393,23 +436,263 @@ def _train(
         load_run_state(resume_from, state, ema)
     elif config.resume == "latest":
         accelerator.print(f"No checkpoint in {output_dir / 'checkpoints'}; starting from scratch")
-
-    loss_fn = SeparationLoss(config.loss, stems, model_config.n_fft, model_config.hop_length)
-    augmenter = Augmenter(config.augment, model_config.n_fft, model_config.hop_length)
-    pusher = (
-        HubPusher(config.hub_model_id, private=config.hub_private, token=hub_token)
-        if config.push_to_hub and main
-        else None
-    )
+    pusher = None
+    if config.push_to_hub and accelerator.is_main_process:
+        pusher = HubPusher(config.hub_model_id, private=config.hub_private, token=hub_token)
     accelerator.init_trackers("tfswa", config=_flat_hparams(config))
+    return Run(
+        config=config,
+        accelerator=accelerator,
+        model=model,
+        unwrapped=unwrapped,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_loader=train_loader,
+        validation_loader=validation_loader,
+        loss_fn=SeparationLoss(config.loss, stems, model_config.n_fft, model_config.hop_length),
+        augmenter=Augmenter(config.augment, model_config.n_fft, model_config.hop_length),
+        ema=ema,
+        state=state,
+        stems=stems,
+        output_dir=output_dir,
+        save_model=save_model,
+        pusher=pusher,
+    )
 
-    accumulation = config.gradient_accumulation_steps
-    batches_per_epoch = len(train_loader)
-    start_step = state.step
-    losses_this_run: list[tuple[int, float]] = []
-    latest_metrics: dict[str, float] = state.history[-1] if state.history else {}
-    running: dict[str, float] = defaultdict(float)
-    running_count = 0
+
+def train_step(run: Run, batch: dict, batch_index: int) -> dict[str, float]:
+    """One micro-batch: augment, forward, loss, backward, and (when gradients sync) clipping and
+    the optimizer / scheduler step.
+
+    The randomness of the batch (augmentation, dropout, stochastic depth) comes from generators
+    seeded by `(seed, batch_index, process)`, so a resumed run replays it exactly.
+
+    Returns:
+        The detached loss parts (`"total"`, ...), plus `"grad_norm"` when the step clipped.
+    """
+    accelerator, config = run.accelerator, run.config
+    with accelerator.accumulate(run.model):
+        seed = config.seed, batch_index, accelerator.process_index
+        generator = torch.Generator().manual_seed(seed_for(*seed))
+        torch.manual_seed(seed_for(*seed, 1))
+        if run.augmenter.enabled:
+            mixture, targets = run.augmenter(batch["stems"], generator)
+        else:
+            mixture, targets = batch["mixture"], batch["stems"]
+        estimates = run.model(input_values=mixture).waveforms
+        parts = run.loss_fn(estimates, targets)
+        accelerator.backward(parts["total"])
+        values = {key: float(value.detach()) for key, value in parts.items()}
+        if accelerator.sync_gradients and config.optim.max_grad_norm > 0:
+            norm = accelerator.clip_grad_norm_(run.model.parameters(), config.optim.max_grad_norm)
+            values["grad_norm"] = float(norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return values
+
+
+def validate(run: Run) -> dict[str, float]:
+    """Validate the (EMA) weights with [`evaluate`], record, log and print the metrics, and save
+    the model as `best/` when its mean SDR is the best so far."""
+    state, stems = run.state, run.stems
+    if run.ema is not None:
+        with run.ema.swapped(run.unwrapped):
+            metrics = evaluate(
+                run.unwrapped, run.validation_loader, run.loss_fn, run.accelerator, stems
+            )
+    else:
+        metrics = evaluate(
+            run.unwrapped, run.validation_loader, run.loss_fn, run.accelerator, stems
+        )
+    metrics["step"] = state.step
+    metrics["train_seconds"] = state.train_seconds
+    metrics["train_cpu_seconds"] = state.train_cpu_seconds
+    state.history.append(metrics)
+    run.accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state.step)
+    run.accelerator.print(
+        f"step {state.step}: validation loss {metrics['loss']:.4f}, SDR "
+        + ", ".join(f"{s} {metrics[metric_name('sdr', s)]:.2f} dB" for s in stems)
+    )
+    if metrics["sdr"] > state.best_sdr:
+        state.best_sdr = metrics["sdr"]
+        if run.main:
+            run.save_model(
+                run.unwrapped, run.ema, run.output_dir / "best", run.config, metrics, state.step
+            )
+    run.accelerator.wait_for_everyone()
+    return metrics
+
+
+def save_checkpoint(run: Run, metrics: dict[str, float]) -> None:
+    """A resumable checkpoint (`save_state`, atomically; the last `keep_last` are kept), the model
+    as `last/` (card with `metrics`), and a background Hub push of it when pushing."""
+    accelerator, state = run.accelerator, run.state
+    root = run.output_dir / "checkpoints"
+    name = f"{CHECKPOINT_PREFIX}{state.step:08d}"
+    tmp = root / f".tmp-{name}"
+    if run.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if run.main:
+        save_run_state(tmp, state, run.ema)
+        replace_dir(tmp, root / name)
+        for old in checkpoint_dirs(run.output_dir)[: -run.config.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        run.save_model(
+            run.unwrapped, run.ema, run.output_dir / "last", run.config, metrics, state.step
+        )
+        if run.pusher is not None:
+            run.pusher.push(run.output_dir / "last", f"Training step {state.step}")
+    accelerator.wait_for_everyone()
+
+
+def finish_run(run: Run, stopped: bool) -> None:
+    """Write `history.json` and `validation.png` (unless stopped early), wait for the last Hub
+    push, and close the trackers."""
+    if run.main and not stopped:
+        if run.state.history:
+            plot_history(run.state.history, run.stems, run.output_dir / "validation.png")
+            write_text_atomic(
+                run.output_dir / "history.json", json.dumps(run.state.history, indent=1)
+            )
+        if run.pusher is not None and not run.pusher.wait(timeout=600):
+            logger.warning("The last Hub push is still running at exit; it may be cut short.")
+    run.accelerator.wait_for_everyone()
+    run.accelerator.end_training()
+
+
+class StepLog:
+    """Running means of the loss parts between logs, and the mean loss of the current step."""
+
+    def __init__(self, accumulation: int, train_seconds: float):
+        self.accumulation = accumulation
+        self.sums: dict[str, float] = defaultdict(float)
+        self.steps = 0
+        self.step_total = 0.0
+        self.since = train_seconds  # training time at the last flush
+
+    def add(self, values: dict[str, float]) -> None:
+        """Add one micro-batch's values (loss parts per micro-batch, grad norm per step)."""
+        for key, value in values.items():
+            self.sums[key] += value if key == "grad_norm" else value / self.accumulation
+        self.step_total += values["total"] / self.accumulation
+
+    def end_step(self, run: Run) -> float:
+        """The step's loss, averaged over processes."""
+        total = torch.tensor(self.step_total, device=run.accelerator.device)
+        self.step_total, self.steps = 0.0, self.steps + 1
+        return run.accelerator.reduce(total, "mean").item()
+
+    def flush(self, run: Run, progress: tqdm) -> None:
+        """Log the means since the last flush (plus lr and training speed) and reset them."""
+        state = run.state
+        logs = {f"train/{k}": v / self.steps for k, v in self.sums.items()}
+        logs["train/lr"] = run.scheduler.get_last_lr()[0]
+        logs["train/steps_per_second"] = self.steps / max(state.train_seconds - self.since, 1e-9)
+        run.accelerator.log(logs, step=state.step)
+        progress.set_postfix(loss=f"{logs['train/total']:.4f}", lr=f"{logs['train/lr']:.2e}")
+        self.sums.clear()
+        self.steps = 0
+        self.since = state.train_seconds
+
+
+def _agreed(run: Run, flag: bool) -> bool:
+    """`flag` if any process says so (decisions that depend on per-process clocks must agree)."""
+    if run.accelerator.num_processes == 1:
+        return flag
+    return bool(run.accelerator.reduce(torch.tensor(float(flag), device=run.accelerator.device)))
+
+
+def _epoch_batches(run: Run):
+    """`(batch_index, batch)` from the state's position on: the rest of the current epoch
+    (skipping the batches a resumed run has seen), then the next epochs, forever."""
+    batches_per_epoch = len(run.train_loader)
+    while True:
+        batch_index = run.state.step * run.config.gradient_accumulation_steps
+        epoch, skip = divmod(batch_index, batches_per_epoch)
+        run.train_loader.set_epoch(epoch)
+        loader = run.train_loader
+        if skip:
+            loader = run.accelerator.skip_first_batches(run.train_loader, skip)
+        for batch in loader:
+            yield batch_index, batch
+            batch_index += 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------------
+def train(
+    config: TrainingConfig,
+    *,
+    model: torch.nn.Module | None = None,
+    train_dataset: Dataset | None = None,
+    validation_dataset: Dataset | None = None,
+    collate_fn: Callable | None = None,
+    stop_after: int | None = None,
+    stop_when: Callable[[TrainState], bool] | None = None,
+    validate_when: Callable[[TrainState], bool] | None = None,
+    save_model: ModelSaver = save_model,
+    hub_token: str | None = None,
+) -> TrainResult:
+    """Train a separator as `config` says; see the module docstring for what lands where.
+
+    Args:
+        config ([`TrainingConfig`]): the validated run configuration.
+        model (`nn.Module`, *optional*): the separator to train (default: a [`TFSWAUNet`] of
+            `config.model`). Any module with the model contract trains: `model(input_values=
+            (B, C, T)).waveforms` is `(B, S, C, T)`, `model.config.stems` names the S stems (in the
+            order of the data's stems); the loss and augmentation STFTs use `config.model`'s.
+        train_dataset, validation_dataset (`Dataset`, *optional*): map-style datasets whose items
+            are `{"mixture": (C, T), "stems": (S, C, T)}` tensors (stems in `config.model` order);
+            by default built from `config.data` with `modeling_tfswa.training.data`.
+        collate_fn: DataLoader collate function (default: the one of `training.data` when the
+            datasets come from there, torch's default otherwise).
+        stop_after (`int`, *optional*): stop (as if killed) after this optimizer step of the run,
+            without the end-of-run validation / saves; for resumption tests and time-boxed jobs.
+        stop_when (`Callable[[TrainState], bool]`, *optional*): checked after every optimizer
+            step; when it returns True the run ends there as if `max_steps` were reached (final
+            validation and saves), e.g. a training-time budget on `state.train_seconds`.
+        validate_when (`Callable[[TrainState], bool]`, *optional*): checked after every optimizer
+            step; also validate when it returns True (e.g. every minute of `state.train_seconds`).
+        save_model: writes the `best/` and `last/` model folders (default: `save_pretrained` with
+            EMA weights and a model card).
+        hub_token: Hub token for `push_to_hub` (default: the logged-in user's / `HF_TOKEN`).
+
+    Returns:
+        [`TrainResult`].
+    """
+    config.validate()
+    # One run per output folder, and a resume only where the config fits: before any write.
+    with hold_run_folder(config, resolve_resume(config.resume, config.output_dir)):
+        run = prepare_run(
+            config,
+            model=model,
+            train_dataset=train_dataset,
+            validation_dataset=validation_dataset,
+            collate_fn=collate_fn,
+            save_model=save_model,
+            hub_token=hub_token,
+        )
+        return _loop(run, stop_after, stop_when, validate_when)
+
+
+def _loop(
+    run: Run,
+    stop_after: int | None,
+    stop_when: Callable[[TrainState], bool] | None,
+    validate_when: Callable[[TrainState], bool] | None,
+) -> TrainResult:
+    """[`train`]'s loop over the prepared run: steps, validations, checkpoints, end of run."""
+    config = run.config
+    state, accelerator = run.state, run.accelerator
+    log = StepLog(config.gradient_accumulation_steps, state.train_seconds)
+    losses: list[tuple[int, float]] = []
+    latest: dict[str, float] = state.history[-1] if state.history else {}
     progress = tqdm(
         total=config.max_steps,
         initial=state.step,
@@ -417,134 +700,63 @@ def _train(
         disable=not accelerator.is_local_main_process,
         dynamic_ncols=True,
     )
-
-    def validate_and_keep_best():
-        nonlocal latest_metrics
-        if ema is not None:
-            with ema.swapped(unwrapped):
-                metrics = evaluate(unwrapped, validation_loader, loss_fn, accelerator, stems)
-        else:
-            metrics = evaluate(unwrapped, validation_loader, loss_fn, accelerator, stems)
-        metrics["step"] = state.step
-        latest_metrics = metrics
-        state.history.append(metrics)
-        accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state.step)
-        accelerator.print(
-            f"step {state.step}: validation loss {metrics['loss']:.4f}, SDR "
-            + ", ".join(f"{s} {metrics[f'sdr/{s}']:.2f} dB" for s in stems)
-        )
-        if metrics["sdr"] > state.best_sdr:
-            state.best_sdr = metrics["sdr"]
-            if main:
-                save_model(unwrapped, ema, output_dir / "best", config, metrics, state.step)
-        accelerator.wait_for_everyone()
-
-    def checkpoint():
-        root = output_dir / "checkpoints"
-        name = f"{CHECKPOINT_PREFIX}{state.step:08d}"
-        tmp = root / f".tmp-{name}"
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            root.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
-        if main:
-            save_run_state(tmp, state, ema)
-            replace_dir(tmp, root / name)
-            for old in checkpoint_dirs(output_dir)[: -config.keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
-            save_model(unwrapped, ema, output_dir / "last", config, latest_metrics, state.step)
-            if pusher is not None:
-                pusher.push(output_dir / "last", f"Training step {state.step}")
-        accelerator.wait_for_everyone()
-
-    done = state.step >= config.max_steps
-    stopped = False
-    step_total = 0.0  # mean loss of the micro-batches of the current step
-    started = time.perf_counter()
-    while not done:
-        batch_index = state.step * accumulation  # batches consumed so far (resumes at a step)
-        epoch, skip = divmod(batch_index, batches_per_epoch)
-        train_loader.set_epoch(epoch)
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        for batch in loader:
-            with accelerator.accumulate(model):
-                generator = torch.Generator().manual_seed(
-                    seed_for(config.seed, batch_index, accelerator.process_index)
-                )
-                torch.manual_seed(seed_for(config.seed, batch_index, accelerator.process_index, 1))
-                if augmenter.enabled:
-                    mixture, targets = augmenter(batch["stems"], generator)
-                else:
-                    mixture, targets = batch["mixture"], batch["stems"]
-                estimates = model(input_values=mixture).waveforms
-                parts = loss_fn(estimates, targets)
-                accelerator.backward(parts["total"])
-                if accelerator.sync_gradients and config.optim.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(
-                        model.parameters(), config.optim.max_grad_norm
-                    )
-                    running["grad_norm"] += float(grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            batch_index += 1
-            for key, value in parts.items():
-                running[key] += float(value.detach()) / accumulation
-            step_total += float(parts["total"].detach()) / accumulation
-            if not accelerator.sync_gradients:
-                continue
-            # ---- one optimizer step done ----
-            state.step += 1
-            running_count += 1
-            if ema is not None:
-                ema.update(unwrapped)
-            step_loss = accelerator.reduce(
-                torch.tensor(step_total, device=accelerator.device), "mean"
-            ).item()
-            step_total = 0.0
-            losses_this_run.append((state.step, step_loss))
-            progress.update(1)
-            if state.step % config.log_every == 0:
-                logs = {f"train/{k}": v / running_count for k, v in running.items()}
-                logs["train/lr"] = scheduler.get_last_lr()[0]
-                logs["train/steps_per_second"] = (state.step - start_step) / (
-                    time.perf_counter() - started
-                )
-                accelerator.log(logs, step=state.step)
-                progress.set_postfix(
-                    loss=f"{logs['train/total']:.4f}", lr=f"{logs['train/lr']:.2e}"
-                )
-                running.clear()
-                running_count = 0
-            last = state.step >= config.max_steps
-            if state.step % config.eval_every == 0 or last:
-                validate_and_keep_best()
-            if state.step % config.save_every == 0 or last:
-                checkpoint()
-            if stop_after is not None and state.step >= stop_after and not last:
-                stopped = True
-            if last or stopped:
-                done = True
-                break
+    finished, stopped = state.step >= config.max_steps, False
+    clock = time.perf_counter(), time.process_time()
+    for batch_index, batch in _epoch_batches(run) if not finished else ():
+        log.add(train_step(run, batch, batch_index))
+        if not accelerator.sync_gradients:
+            continue
+        state.step += 1
+        state.train_seconds += time.perf_counter() - clock[0]
+        state.train_cpu_seconds += time.process_time() - clock[1]
+        if run.ema is not None:
+            run.ema.update(run.unwrapped)
+        losses.append((state.step, log.end_step(run)))
+        progress.update(1)
+        if state.step % config.log_every == 0:
+            log.flush(run, progress)
+        finished = state.step >= config.max_steps
+        if stop_when is not None:
+            finished = finished or _agreed(run, stop_when(state))
+        due = validate_when is not None and _agreed(run, validate_when(state))
+        if state.step % config.eval_every == 0 or finished or due:
+            latest = validate(run)
+        if state.step % config.save_every == 0 or finished:
+            save_checkpoint(run, latest)
+        stopped = stop_after is not None and state.step >= stop_after and not finished
+        if finished or stopped:
+            break
+        clock = time.perf_counter(), time.process_time()  # validation and saving do not count
     progress.close()
-
-    if main and not stopped:
-        if state.history:
-            plot_history(state.history, stems, output_dir / "validation.png")
-            write_text_atomic(output_dir / "history.json", json.dumps(state.history, indent=1))
-        if pusher is not None and not pusher.wait(timeout=600):
-            logger.warning("The last Hub push is still running at exit; it may be cut short.")
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    finish_run(run, stopped)
     return TrainResult(
         step=state.step,
-        losses=losses_this_run,
-        validation=latest_metrics,
+        losses=losses,
+        validation=latest,
         best_sdr=state.best_sdr,
-        output_dir=output_dir,
+        output_dir=run.output_dir,
+        model=run.unwrapped,
+        ema=run.ema,
+        train_seconds=state.train_seconds,
+        train_cpu_seconds=state.train_cpu_seconds,
     )
 
 
-__all__ = ["TrainResult", "TrainState", "checkpoint_dirs", "evaluate", "resolve_resume", "train"]
+__all__ = [
+    "Run",
+    "TrainResult",
+    "TrainState",
+    "build_loaders",
+    "build_optimizer",
+    "checkpoint_dirs",
+    "evaluate",
+    "finish_run",
+    "make_accelerator",
+    "prepare_run",
+    "resolve_resume",
+    "save_checkpoint",
+    "save_model",
+    "train",
+    "train_step",
+    "validate",
+]

@@ -1,0 +1,469 @@
+"""Separation quality of TFSWA-UNet and peer architectures at equal data and compute.
+
+Every model trains from random weights through the project's own loop
+(`modeling_tfswa.training.trainer.train`) with the same data, segments, batch size, optimizer and
+schedule, loss, augmentation and seed, for the same budget, and is then scored on songs its
+training data did not generate, with the project's evaluation (`modeling_tfswa.evaluation`:
+fastSDR, cSDR, uSDR per stem; museval with `--museval`), next to the mixture-as-estimate and the
+ideal-ratio-mask (IRM2) rows.
+
+    python3 -m benchmarks.quality                               # all models, 5 min each
+    python3 -m benchmarks.quality --models tfswa-unet htdemucs --minutes 20 --clock cpu
+    python3 -m benchmarks.quality --steps 300 --test-root /data/musdb18 --out runs/quality
+
+Budget: `--minutes M` of training per model, counted on the wall clock (`--clock wall`) or, on a
+machine shared with other jobs, in process CPU seconds (`--clock cpu`: M x 60 x `--threads`, what an
+idle machine gives in M minutes), and/or `--steps N` optimizer steps (whichever ends first).
+Validation and checkpointing do not count. With a time budget the cosine schedule is stretched
+over `--schedule-steps` (default: effectively constant after warm-up), since the number of steps
+is not known in advance.
+
+Data (default): the project's generated songs (`data_scripts.synthetic`, seed 0) for training
+and validation; `--train-root` takes any MUSDB18-HQ-layout tree. Test (`--test-root`, repeatable):
+any MUSDB18 / MUSDB18-HQ-layout tree, scored on its test split (every track when it has no
+`test/` folder); default: generated test songs of another seed (7) plus
+`../shared/data/musdb18-sample` (one real MUSDB18 track) when present. Tables give the median over
+all test tracks and, separately, per test tree.
+
+Models: `tfswa-unet` (the recommended variant for this budget), `tfswa-unet-default` (the default
+config), further `tfswa-unet-*` variants of [`TFSWA_VARIANTS`] on request, and the peers of
+`benchmarks.peers` (a peer whose package is missing is skipped with a message).
+
+Writes `OUT/quality.md`, `OUT/quality.json`, `OUT/quality.png` (validation SDR against training
+time) and each model's run under `OUT/runs/`; the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+from accelerate.utils import set_seed
+
+from benchmarks.peers import MUSDB_STEMS, PEERS, build_peer
+from data_scripts.musdb import stem_set_for
+from modeling_tfswa import TFSWAConfig, TFSWAUNet
+from modeling_tfswa.evaluation import (
+    ModelSeparator,
+    OracleSeparator,
+    aggregate_tracks,
+    evaluate_separator,
+)
+from modeling_tfswa.fileio import write_text_atomic, write_via_temporary
+from modeling_tfswa.separation import Separator, apply_model
+from modeling_tfswa.training.config import load_config
+from modeling_tfswa.training.trainer import train
+
+#: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
+#: `tfswa-unet` is the recommendation for a CPU budget of minutes; the others are the experiments
+#: of the README's variant table.
+TFSWA_VARIANTS: dict[str, dict] = {
+    "tfswa-unet-default": {},
+    "tfswa-unet": {
+        "n_fft": 1024,
+        "hop_length": 256,
+        "patch_size": [1, 8],
+        "dims": [16, 32],
+        "depths": [1, 1],
+        "decoder_depths": [1],
+        "num_heads": [1, 2],
+        "tf_attention_stages": [False, True],
+        "drop_path_rate": 0.0,
+    },
+    # Seconds per step on a CPU, for the harness test; not a useful model.
+    "tfswa-unet-tiny": {
+        "n_fft": 256,
+        "hop_length": 64,
+        "patch_size": [1, 4],
+        "dims": [8, 16],
+        "depths": [1, 1],
+        "decoder_depths": [1],
+        "num_heads": [1, 2],
+        "window_size": [4, 4],
+        "tf_attention_stages": [False, True],
+        "drop_path_rate": 0.0,
+    },
+}
+DEFAULT_MODELS = ["tfswa-unet", "tfswa-unet-default", *PEERS]
+#: `../shared/data/musdb18-sample` beside the checkout: one real MUSDB18 track (never trained on).
+SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "musdb18-sample"
+TEST_SEED = 7
+
+
+def known_models() -> list[str]:
+    return [*TFSWA_VARIANTS, *PEERS]
+
+
+def build_model(name: str, stems: list[str], segment_seconds: float) -> torch.nn.Module:
+    """A model of the benchmark by name (a TFSWA-UNet variant or a peer), with random weights."""
+    if name in TFSWA_VARIANTS:
+        return TFSWAUNet(
+            TFSWAConfig(stems=stems, segment_seconds=segment_seconds, **TFSWA_VARIANTS[name])
+        )
+    if name in PEERS:
+        return build_peer(name, stems, segment_seconds)
+    raise ValueError(f"unknown model {name!r}; known: {', '.join(known_models())}")
+
+
+def training_config(args, name: str):
+    """The shared recipe; only the model section (TFSWA variants) and the output folder differ.
+    Peers keep the default TFSWA model section, which sets the STFT of the loss and augmentation."""
+    model = {"stems": args.stems, **TFSWA_VARIANTS.get(name, {})}
+    overrides = {
+        "model": model,
+        "output_dir": str(args.out / "runs" / name),
+        "seed": args.seed,
+        "max_steps": args.steps or args.schedule_steps,
+        "data.source": "musdb18hq" if args.train_root else "synthetic",
+        "data.root": str(args.train_root or args.out / "data" / "train"),
+        "data.cache_dir": str(args.out / "data" / "cache"),
+        "data.stem_set": stem_set_for(args.stems),
+        "data.synthetic_train_songs": args.train_songs,
+        "data.synthetic_validation_songs": 4,
+        "data.synthetic_test_songs": 0,
+        "data.synthetic_seconds": args.song_seconds,
+        "data.segment_seconds": args.segment_seconds,
+        "data.samples_per_epoch": 4000,
+        "data.batch_size": args.batch_size,
+        "data.validation_segment_seconds": args.segment_seconds,
+        "data.validation_batch_size": 4,
+        "data.max_validation_segments": 16,
+        "optim.lr": args.lr,
+        "optim.warmup_steps": args.warmup_steps,
+        "loss.waveform_l1": 1.0,
+        "loss.multi_resolution_stft": args.stft_loss,
+        "ema_decay": 0.99,
+        "log_every": 10,
+        "eval_every": 10**9,  # validation follows training time (validate_every_seconds)
+        "save_every": 10**9,  # one checkpoint, at the end
+        "keep_last": 1,
+    }
+    return load_config(None, overrides)
+
+
+def save_weights(model, ema, folder: Path, config, metrics: dict, step: int) -> None:
+    """The benchmark's model folders: the (EMA) weights as safetensors plus the metrics, for any
+    model (peers have no `save_pretrained`)."""
+    from safetensors.torch import save_file
+
+    def write(path: str) -> None:  # copies: some peers share buffers (e.g. STFT windows)
+        save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, path)
+
+    if ema is not None:
+        with ema.swapped(model):
+            write_via_temporary(folder / "model.safetensors", write)
+    else:
+        write_via_temporary(folder / "model.safetensors", write)
+    write_text_atomic(folder / "metrics.json", json.dumps({"step": step, **metrics}, indent=1))
+
+
+class MixtureSeparator:
+    """The mixture as the estimate of every stem: the floor any separator must beat."""
+
+    name = "mixture"
+
+    def __init__(self, stems: list[str], sample_rate: int = 44100):
+        self.stems, self.sample_rate = list(stems), sample_rate
+
+    def settings(self) -> dict:
+        return {}
+
+    def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        return mixture.unsqueeze(0).expand(len(self.stems), *mixture.shape).clone()
+
+
+def load_test_sets(args) -> dict[str, object]:
+    """`{label: dataset}`: the test split of every test root (every track without a test/)."""
+    import datasets
+
+    from data_scripts.musdb import load_stem_dataset
+    from data_scripts.synthetic import ensure_synthetic_dataset
+
+    roots = list(args.test_root or [])
+    if not roots:
+        generated = args.out / "data" / f"test-seed{TEST_SEED}"
+        ensure_synthetic_dataset(
+            generated, 0, 0, args.test_songs, args.song_seconds, seed=TEST_SEED, progress=False
+        )
+        roots.append(generated)
+        if SAMPLE_ROOT.is_dir():
+            roots.append(SAMPLE_ROOT)
+        else:
+            print(f"quality: {SAMPLE_ROOT} not found; scoring on generated songs only")
+    sets = {}
+    for root in roots:
+        splits = load_stem_dataset(root, stem_set_for(args.stems), args.out / "data" / "cache")
+        chosen = [splits["test"]] if "test" in splits else list(splits.values())
+        sets[Path(root).name] = datasets.concatenate_datasets(chosen)
+    return sets
+
+
+def score(separator, sets: dict, out: Path, museval: bool) -> dict:
+    """Scores of a separator on every test set: per set and pooled over all tracks."""
+    tracks, per_set = {}, {}
+    for label, dataset in sets.items():
+        result = evaluate_separator(
+            separator, dataset, out / label, fast=not museval, workers=0, progress=False, force=True
+        )
+        per_set[label] = result.aggregate
+        tracks.update({f"{label}/{name}": scores for name, scores in result.tracks.items()})
+    columns = list(next(iter(next(iter(tracks.values())).values())))
+    return {"all": aggregate_tracks(tracks, separator.stems, columns), "sets": per_set}
+
+
+def separation_speed(model, sets: dict) -> dict:
+    """Seconds (wall and process CPU) per second of audio of separating the first test track."""
+    dataset = next(iter(sets.values()))
+    mixture = torch.from_numpy(dataset.with_format("numpy")[0]["mixture"].T.copy()).float()
+    seconds = mixture.shape[-1] / 44100
+    apply_model(model, mixture[:, : 44100 * 2])  # warm-up (segment: the model config's)
+    best_wall = best_cpu = math.inf
+    for _ in range(2):
+        wall, cpu = time.perf_counter(), time.process_time()
+        apply_model(model, mixture)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return {"sec_per_audio_sec": best_wall / seconds, "cpu_sec_per_audio_sec": best_cpu / seconds}
+
+
+def run_model(name: str, args) -> dict:
+    """Train one model for the budget on the shared data, then score its EMA weights."""
+    from modeling_tfswa.training.data import build_datasets
+
+    torch.set_num_threads(args.threads)
+    config = training_config(args, name)
+    shutil.rmtree(config.output_dir, ignore_errors=True)  # the benchmark's scratch run
+    train_set, validation_set, collate = build_datasets(config)  # cached: identical for all
+    sets = load_test_sets(args)
+    set_seed(args.seed)  # the same initialisation stream for every model
+    model = build_model(name, args.stems, args.segment_seconds)
+    budget = args.minutes * 60 if args.minutes else math.inf
+    if args.clock == "cpu":
+        budget *= args.threads  # the CPU seconds an idle machine gives in that time
+
+    def used(state) -> float:
+        return state.train_cpu_seconds if args.clock == "cpu" else state.train_seconds
+
+    validations = [budget * (i + 1) / args.validations for i in range(args.validations - 1)]
+
+    def validate_when(state) -> bool:  # evenly over the budget (and at the end)
+        due = bool(validations) and used(state) >= validations[0]
+        while validations and used(state) >= validations[0]:
+            validations.pop(0)
+        return due
+
+    result = train(
+        config,
+        model=model,
+        train_dataset=train_set,
+        validation_dataset=validation_set,
+        collate_fn=collate,
+        stop_when=lambda state: used(state) >= budget,
+        validate_when=validate_when if args.minutes else None,
+        save_model=save_weights,
+    )
+    model = result.model.eval()
+    if result.ema is not None:
+        result.ema.copy_to(model)  # score the weights that were validated
+    separator = ModelSeparator(Separator(model), name)  # segment and overlap: the model config's
+    scores = score(separator, sets, args.out / "scores" / name, args.museval)
+    speed = separation_speed(model, sets)
+    keys = ("step", "train_seconds", "train_cpu_seconds", "sdr")
+    curve = [{key: h[key] for key in keys} for h in train_history(result.output_dir)]
+    return summary(name, model, result, scores, speed, curve, args.stems)
+
+
+def run_models(args) -> dict[str, dict]:
+    """Every available model of `args.models`, `args.jobs` at a time (separate processes)."""
+    names = []
+    for name in args.models:
+        if name in PEERS and not PEERS[name].available():
+            print(f"quality: skipping {name}: pip package {PEERS[name].pip_name!r} not installed")
+        else:
+            names.append(name)
+    if args.jobs <= 1:
+        return {name: run_model(name, args) for name in names}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        futures = {name: pool.submit(run_model, name, args) for name in names}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def train_history(output_dir: Path) -> list[dict]:
+    path = Path(output_dir) / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def summary(name, model, result, scores, speed, curve, stems) -> dict:
+    fast = scores["all"]
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": round(result.train_seconds, 1),
+        "train_cpu_seconds": round(result.train_cpu_seconds, 1),
+        "steps": result.step,
+        **{k: round(v, 4) for k, v in speed.items()},
+        "sdr": {stem: round(fast[stem]["fastSDR"], 3) for stem in stems},
+        "mean_sdr": round(fast["mean"]["fastSDR"], 3),
+        "csdr": {stem: round(fast[stem]["cSDR"], 3) for stem in stems},
+        "usdr": {stem: round(fast[stem]["uSDR"], 3) for stem in stems},
+        "per_test_set": {
+            label: {stem: round(agg[stem]["fastSDR"], 3) for stem in [*stems, "mean"]}
+            for label, agg in scores["sets"].items()
+        },
+        "settings": getattr(model.config, "settings", None) or TFSWA_VARIANTS.get(name),
+        "validation_curve": curve,
+    }
+
+
+def reference_rows(args, sets: dict) -> dict:
+    """Mixture-as-estimate and IRM2 (ideal ratio mask, 2048 / 512 STFT) rows."""
+    rows = {}
+    for key, separator in (
+        ("mixture", MixtureSeparator(args.stems)),
+        ("irm2", OracleSeparator("irm2", list(args.stems))),
+    ):
+        fast = score(separator, sets, args.out / "scores" / key, args.museval)
+        rows[key] = {
+            "sdr": {stem: round(fast["all"][stem]["fastSDR"], 3) for stem in args.stems},
+            "mean_sdr": round(fast["all"]["mean"]["fastSDR"], 3),
+            "per_test_set": {
+                label: {s: round(agg[s]["fastSDR"], 3) for s in [*args.stems, "mean"]}
+                for label, agg in fast["sets"].items()
+            },
+        }
+    return rows
+
+
+def markdown(report: dict, stems: list[str], command: str) -> str:
+    """The results as a Markdown table (fastSDR, median over tracks, dB)."""
+    head = (
+        "| model | params | steps | train s | CPU s | separation s per s | "
+        + " | ".join(stems)
+        + " | mean |\n|---|---:|---:|---:|---:|---:|"
+        + "---:|" * (len(stems) + 1)
+    )
+    lines = [f"Command: `{command}`", "", head]
+    for name, row in report["models"].items():
+        sdrs = " | ".join(f"{row['sdr'][s]:.2f}" for s in stems)
+        lines.append(
+            f"| {name} | {row['params'] / 1e6:.2f}M | {row['steps']} | {row['train_seconds']:.0f} "
+            f"| {row['train_cpu_seconds']:.0f} | {row['sec_per_audio_sec']:.3f} | {sdrs} "
+            f"| {row['mean_sdr']:.2f} |"
+        )
+    for key in ("mixture", "irm2"):
+        sdrs = " | ".join(f"{report[key]['sdr'][s]:.2f}" for s in stems)
+        lines.append(f"| {key} | | | | | | {sdrs} | {report[key]['mean_sdr']:.2f} |")
+    lines += ["", "Per test set (fastSDR median over its tracks; mean over stems):", ""]
+    labels = list(report["mixture"]["per_test_set"])
+    lines.append("| model | " + " | ".join(labels) + " |")
+    lines.append("|---|" + "---:|" * len(labels))
+    for name, row in [*report["models"].items(), *((k, report[k]) for k in ("mixture", "irm2"))]:
+        cells = " | ".join(
+            " / ".join(f"{row['per_test_set'][label][s]:.2f}" for s in [*stems, "mean"])
+            for label in labels
+        )
+        lines.append(f"| {name} | {cells} |")
+    lines.append("")
+    lines.append(f"(per-set cells: {' / '.join([*stems, 'mean'])})")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, clock: str, path: Path) -> None:
+    """Mean validation SDR against training time, one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = "train_cpu_seconds" if clock == "cpu" else "train_seconds"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, row in report["models"].items():
+        curve = row["validation_curve"]
+        ax.plot([p[key] / 60 for p in curve], [p["sdr"] for p in curve], marker="o", label=name)
+    ax.set(
+        xlabel=f"training time ({'CPU' if clock == 'cpu' else 'wall'} minutes)",
+        ylabel="validation SDR (dB, mean over stems)",
+        title="Validation SDR during training (equal data and budget)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        write_via_temporary(path, lambda temporary: fig.savefig(temporary, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def parse_args(argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="NAME")
+    parser.add_argument("--minutes", type=float, default=None, help="training budget per model")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per model")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--stems", nargs="+", default=MUSDB_STEMS)
+    parser.add_argument("--train-root", type=Path, default=None)
+    parser.add_argument("--test-root", type=Path, action="append", default=None)
+    parser.add_argument("--out", type=Path, default=Path("outputs/quality"))
+    parser.add_argument("--train-songs", type=int, default=32)
+    parser.add_argument("--test-songs", type=int, default=8)
+    parser.add_argument("--song-seconds", type=float, default=12.0, help="generated song length")
+    parser.add_argument("--segment-seconds", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup-steps", type=int, default=50)
+    parser.add_argument("--stft-loss", type=float, default=0.0, help="multi-res STFT loss weight")
+    parser.add_argument("--schedule-steps", type=int, default=10**6)
+    parser.add_argument("--validations", type=int, default=5, help="validations per budget")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
+    parser.add_argument("--museval", action="store_true", help="also museval's BSSEval v4")
+    args = parser.parse_args(argv)
+    if args.minutes is None and args.steps is None:
+        args.minutes = 5.0
+    unknown = [m for m in args.models if m not in known_models()]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; known: {', '.join(known_models())}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = "python3 -m benchmarks.quality " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    from modeling_tfswa.training.data import build_datasets
+
+    build_datasets(training_config(args, "tfswa-unet"))  # generate and cache the data once
+    sets = load_test_sets(args)
+    report = {"benchmark": "quality", "minutes": args.minutes, "steps": args.steps}
+    report.update(clock=args.clock, threads=args.threads, models=run_models(args))
+    for name, row in report["models"].items():
+        print(f"quality: {name}: mean SDR {row['mean_sdr']:.2f} dB after {row['steps']} steps")
+    report.update(reference_rows(args, sets))
+    report["test_sets"] = {label: len(dataset) for label, dataset in sets.items()}
+    write_text_atomic(args.out / "quality.json", json.dumps(report, indent=1))
+    write_text_atomic(args.out / "quality.md", markdown(report, args.stems, command))
+    if report["models"]:
+        plot(report, args.clock, args.out / "quality.png")
+    print(markdown(report, args.stems, command))
+    brief = {k: v for k, v in report.items() if k != "models"}
+    brief["models"] = {
+        name: {k: v for k, v in row.items() if k not in ("validation_curve", "settings")}
+        for name, row in report["models"].items()
+    }
+    print(json.dumps(brief))
+    return report
+
+
+if __name__ == "__main__":
+    main()

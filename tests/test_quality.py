@@ -1,0 +1,145 @@
+"""The quality benchmark's harness: peer adapters, the loop training a non-TFSWA separator, and a
+tiny-budget run whose table has a finite row per model."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from benchmarks import quality
+from benchmarks.peers import PEERS, PeerConfig, WaveformSeparator, build_peer
+from modeling_tfswa.training.config import load_config
+from modeling_tfswa.training.trainer import train
+
+SR = 8000
+
+
+class ToyStems(Dataset):
+    """Fixed 2-stem items: a sine over noise. {"mixture": (2, T), "stems": (2, 2, T)}."""
+
+    def __init__(self, length=4, samples=1024):
+        self.length, self.samples = length, samples
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        t = torch.arange(self.samples) / SR
+        vocals = 0.3 * torch.sin(2 * math.pi * 440 * t).expand(2, -1)
+        noise = 0.1 * torch.randn(2, self.samples, generator=torch.Generator().manual_seed(0))
+        stems = torch.stack([vocals, noise])
+        return {"mixture": stems.sum(0), "stems": stems}
+
+
+class PointwiseNet(nn.Module):
+    """Not a TFSWA-UNet: a per-sample linear map from the mixture channels to the stems."""
+
+    def __init__(self, stems: int):
+        super().__init__()
+        self.stems = stems
+        self.conv = nn.Conv1d(2, 2 * stems, kernel_size=9, padding=4)
+
+    def forward(self, mixture):
+        out = self.conv(mixture)
+        return out.view(mixture.shape[0], self.stems, 2, -1)
+
+
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_peer_adapters_follow_the_model_contract(name):
+    if not PEERS[name].available():
+        pytest.skip(f"{PEERS[name].pip_name} is not installed")
+    stems = ["vocals", "drums", "bass", "other"]
+    torch.manual_seed(0)
+    model = build_peer(name, stems, segment_seconds=0.5)
+    assert model.config.stems == stems and model.config.sample_rate == 44100
+    assert 4e6 <= sum(p.numel() for p in model.parameters()) <= 6e6  # the benchmark's size class
+    mixture = torch.randn(1, 2, 22050 - 7)  # an odd length: outputs must match it exactly
+    with torch.no_grad():
+        waveforms = model(input_values=mixture).waveforms
+    assert waveforms.shape == (1, 4, 2, mixture.shape[-1])
+    assert torch.isfinite(waveforms).all()
+
+
+def test_unknown_model_is_an_error_listing_the_known_ones(capsys):
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--models", "tfswa-unet", "wavenet", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert "wavenet" in err and "htdemucs" in err and "tfswa-unet-default" in err
+    with pytest.raises(ValueError, match="known: .*open-unmix"):
+        quality.build_model("wavenet", ["vocals"], 1.0)
+
+
+def test_a_missing_peer_package_is_skipped_with_a_message(monkeypatch, capsys):
+    monkeypatch.setattr(type(PEERS["htdemucs"]), "available", lambda self: False)
+    args = quality.parse_args(["--models", "htdemucs", "--steps", "1"])
+    assert quality.run_models(args) == {}
+    assert "skipping htdemucs: pip package 'demucs' not installed" in capsys.readouterr().out
+
+
+def test_the_loop_trains_a_separator_that_is_not_tfswa(tmp_path):
+    config = load_config(
+        None,
+        {
+            "model": {"stems": ["vocals", "accompaniment"], "sample_rate": SR, "n_fft": 256,
+                      "hop_length": 64},
+            "output_dir": str(tmp_path / "run"),
+            "max_steps": 30,
+            "eval_every": 15,
+            "save_every": 30,
+            "ema_decay": 0.0,
+            "optim.lr": 3e-2,
+            "optim.warmup_steps": 0,
+            "data.batch_size": 2,
+            "data.stem_set": "vocals-accompaniment",
+        },
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = WaveformSeparator(PointwiseNet(2), PeerConfig(["vocals", "accompaniment"], SR))
+    before = model.net.conv.weight.detach().clone()
+    validations = []
+    result = train(
+        config,
+        model=model,
+        train_dataset=ToyStems(),
+        validation_dataset=ToyStems(length=2),
+        stop_when=lambda state: state.step >= 20,  # the budget hook ends the run early
+        validate_when=lambda state: validations.append(state.step) or state.step == 5,
+        save_model=quality.save_weights,
+    )
+    losses = [loss for _, loss in result.losses]
+    assert result.model is model and result.step == 20 and len(losses) == 20
+    assert sum(losses[-3:]) / 3 < 0.7 * losses[0]
+    assert not torch.equal(before, model.net.conv.weight)
+    assert [h["step"] for h in json.loads((result.output_dir / "history.json").read_text())] == [
+        5, 15, 20
+    ]  # fmt: skip
+    assert (result.output_dir / "last" / "model.safetensors").is_file()
+    assert 0 < result.train_cpu_seconds and 0 < result.train_seconds
+
+
+def test_tiny_budget_run_gives_a_finite_row_per_model(tmp_path, capsys):
+    from data_scripts.synthetic import ensure_synthetic_dataset
+
+    test_root = ensure_synthetic_dataset(tmp_path / "test", 0, 0, 1, 1.0, seed=3, progress=False)
+    models = ["tfswa-unet-tiny", "open-unmix"]  # open-unmix: the cheapest peer to install
+    argv = ["--models", *models, "--steps", "2", "--train-songs", "2", "--song-seconds", "1",
+            "--segment-seconds", "0.5", "--test-root", str(test_root), "--out", str(tmp_path)]  # fmt: skip
+    report = quality.main(argv)
+    out = capsys.readouterr().out
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["benchmark"] == "quality" and set(last) >= {"models", "mixture", "irm2"}
+    expected = models if PEERS["open-unmix"].available() else models[:1]
+    if expected != models:
+        assert "skipping open-unmix" in out
+    assert list(last["models"]) == expected
+    for name in expected:
+        row = last["models"][name]
+        assert row["steps"] == 2 and row["params"] > 0 and row["sec_per_audio_sec"] > 0
+        assert all(math.isfinite(v) for v in row["sdr"].values()) and math.isfinite(row["mean_sdr"])
+        assert f"| {name} |" in (tmp_path / "quality.md").read_text()
+    assert report["irm2"]["mean_sdr"] > report["mixture"]["mean_sdr"] + 5
+    assert (tmp_path / "quality.png").stat().st_size > 0
+    assert json.loads((tmp_path / "quality.json").read_text())["models"].keys() == set(expected)
