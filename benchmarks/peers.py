@@ -50,6 +50,8 @@ class PeerConfig:
     stems: list[str]
     sample_rate: int = SAMPLE_RATE
     audio_channels: int = 2
+    segment_seconds: float = 6.0  # separation defaults, as TFSWAConfig's (build_peer sets the
+    overlap: float = 0.25  # length the peer was trained on)
     settings: dict = field(default_factory=dict)  # how the peer was built, for the reports
 
     def to_diff_dict(self) -> dict:
@@ -158,7 +160,9 @@ def build_peer(name: str, stems: list[str], segment_seconds: float) -> WaveformS
     """Build the peer `name` (a key of [`PEERS`]) for `stems`, trained on `segment_seconds`."""
     if name not in PEERS:
         raise ValueError(f"unknown peer {name!r}; known: {sorted(PEERS)}")
-    return PEERS[name].build(list(stems), segment_seconds)
+    model = PEERS[name].build(list(stems), segment_seconds)
+    model.config.segment_seconds = segment_seconds  # separates as it was trained, like TFSWA-UNet
+    return model
 
 
 __all__ = [

@@ -58,7 +58,7 @@ from modeling_tfswa.evaluation import (
     evaluate_separator,
 )
 from modeling_tfswa.fileio import write_text_atomic, write_via_temporary
-from modeling_tfswa.separation import apply_model
+from modeling_tfswa.separation import Separator, apply_model
 from modeling_tfswa.training.config import load_config
 from modeling_tfswa.training.trainer import train
 
@@ -151,7 +151,9 @@ def known_models() -> list[str]:
 def build_model(name: str, stems: list[str], segment_seconds: float) -> torch.nn.Module:
     """A model of the benchmark by name (a TFSWA-UNet variant or a peer), with random weights."""
     if name in TFSWA_VARIANTS:
-        return TFSWAUNet(TFSWAConfig(stems=stems, **TFSWA_VARIANTS[name]))
+        return TFSWAUNet(
+            TFSWAConfig(stems=stems, segment_seconds=segment_seconds, **TFSWA_VARIANTS[name])
+        )
     if name in PEERS:
         return build_peer(name, stems, segment_seconds)
     raise ValueError(f"unknown model {name!r}; known: {', '.join(known_models())}")
@@ -263,16 +265,16 @@ def score(separator, sets: dict, out: Path, museval: bool) -> dict:
     return {"all": aggregate_tracks(tracks, separator.stems, columns), "sets": per_set}
 
 
-def separation_speed(model, sets: dict, segment_seconds: float) -> dict:
+def separation_speed(model, sets: dict) -> dict:
     """Seconds (wall and process CPU) per second of audio of separating the first test track."""
     dataset = next(iter(sets.values()))
     mixture = torch.from_numpy(dataset.with_format("numpy")[0]["mixture"].T.copy()).float()
     seconds = mixture.shape[-1] / 44100
-    apply_model(model, mixture[:, : 44100 * 2], segment_seconds=segment_seconds)  # warm-up
+    apply_model(model, mixture[:, : 44100 * 2])  # warm-up (segment: the model config's)
     best_wall = best_cpu = math.inf
     for _ in range(2):
         wall, cpu = time.perf_counter(), time.process_time()
-        apply_model(model, mixture, segment_seconds=segment_seconds)
+        apply_model(model, mixture)
         best_wall = min(best_wall, time.perf_counter() - wall)
         best_cpu = min(best_cpu, time.process_time() - cpu)
     return {"sec_per_audio_sec": best_wall / seconds, "cpu_sec_per_audio_sec": best_cpu / seconds}
@@ -317,9 +319,9 @@ def run_model(name: str, args) -> dict:
     model = result.model.eval()
     if result.ema is not None:
         result.ema.copy_to(model)  # score the weights that were validated
-    separator = ModelSeparator(model, name, segment_seconds=args.segment_seconds, overlap=0.25)
+    separator = ModelSeparator(Separator(model), name)  # segment and overlap: the model config's
     scores = score(separator, sets, args.out / "scores" / name, args.museval)
-    speed = separation_speed(model, sets, args.segment_seconds)
+    speed = separation_speed(model, sets)
     keys = ("step", "train_seconds", "train_cpu_seconds", "sdr")
     curve = [{key: h[key] for key in keys} for h in train_history(result.output_dir)]
     return summary(name, model, result, scores, speed, curve, args.stems)

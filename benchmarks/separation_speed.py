@@ -1,6 +1,6 @@
 """Full-track separation cost on CPU: TFSWA-UNet vs HTDemucs and Open-Unmix, and memory vs length.
 
-    python3 -m benchmarks.separation_speed [--seconds 20] [--rounds 2] [--long-minutes 10]
+    python3 -m benchmarks.separation_speed [--seconds 20] [--rounds 2] [--long-minutes 10] [--skip-speed]
 
 Speed: seconds of compute per minute of audio for the default 4-stem TFSWA-UNet and, with random
 weights, the HTDemucs architecture (as the released `htdemucs`: dconv_mode 3, bottom_channels 512,
@@ -13,14 +13,17 @@ segment costs the same; 9 s hold two segments, the same segments per second as a
 that the ratios compare like with like; wall and process CPU time are both reported (the CPU time
 ratio is the steadier one on a machine shared with other jobs).
 
-Memory: peak resident memory (the kernel's VmHWM, reset once the model and mixture exist) of a
-fresh process separating a 30-s and a `--long-minutes` track with TFSWA-UNet (and a 30-s track in
-one forward pass, without chunking, for comparison). The output buffer (stems x channels x samples
-float32) necessarily grows with the track; the working memory beyond it should not. To keep the
-run short, the long track's chunks go through the real model for the first `--real-batches`
-forward batches and through a zero-cost stand-in after that (working memory is steady from the
-first batch on; the segment views, copies and overlap-add over the whole track stay real), so its
-memory is measured, its speed is not.
+Memory: peak resident memory (the kernel's VmHWM, reset once the model and the mixture, or the
+input file, exist) of a fresh process separating a 30-s and a `--long-minutes` track with
+TFSWA-UNet, three ways: `to_files` (`separate_file`, what `tfswa-separate` runs: segments read from
+the file and stems written as the overlap-add finishes each region, so memory should not grow with
+the track: the goal is a 10-min peak within 1.2x of the 30-s one), `in_memory` (`apply_model`,
+whose output tensor necessarily grows with the track) and `one_pass` (the 30-s track in one forward
+pass, without chunking, for comparison). To keep the run short, the chunked cases run the real
+model for the first `--real-batches` forward batches and a zero-cost stand-in after that (working
+memory is steady from the first batch on; reading, segmenting, overlap-add and writing stay real),
+so their memory is measured, their speed is not. `streamed_vs_in_memory_max_abs_diff`: the largest
+difference between streamed FLOAT stem files and the in-memory result of the real model (20 s).
 
 The peers sit behind `benchmarks.peers.WaveformSeparator` and openunmix is imported without
 torchaudio by `benchmarks.peers.import_openunmix` (see there why).
@@ -148,8 +151,7 @@ def plot(summary: dict, path: str) -> None:
     speed_axis.legend()
     cases = [case for case in summary["memory"] if "error" not in case]
     labels = [
-        f"{case['audio_seconds'] / 60:g} min\n{'chunked' if case['chunked'] else 'one pass'}"
-        for case in cases
+        f"{case['audio_seconds'] / 60:g} min\n{case['mode'].replace('_', ' ')}" for case in cases
     ]
     bottoms = [0] * len(cases)
     for key in ("baseline_rss_mb", "output_buffer_mb", "working_mb"):
@@ -198,35 +200,74 @@ class StandIn(nn.Module):
         return SimpleNamespace(waveforms=torch.zeros(shape))
 
 
-def memory_worker(seconds: float, chunked: bool, real_batches: int, threads: int) -> dict:
+#: Memory cases: the overlap-add into an in-memory tensor (`apply_model`), a file separated into
+#: stem files (`separate_file`: streamed, `tfswa-separate`'s defaults: PCM_24, rescale), and one
+#: forward pass over the whole track without chunking.
+MEMORY_MODES = ("in_memory", "to_files", "one_pass")
+
+
+def _write_noise(path: str, seconds: float, block_seconds: float = 30.0) -> None:
+    """A stereo float WAV of `seconds` of quiet noise, written block by block."""
+    import soundfile as sf
+
+    generator = torch.Generator().manual_seed(0)
+    total = int(seconds * SAMPLE_RATE)
+    with sf.SoundFile(path, "w", SAMPLE_RATE, 2, "FLOAT") as out:
+        for start in range(0, total, int(block_seconds * SAMPLE_RATE)):
+            length = min(int(block_seconds * SAMPLE_RATE), total - start)
+            out.write((0.1 * torch.randn(length, 2, generator=generator)).numpy())
+
+
+def memory_worker(seconds: float, mode: str, real_batches: int, threads: int) -> dict:
     """Run in a fresh process: peak RSS while separating `seconds` of audio with TFSWA-UNet.
 
     `ru_maxrss` would report the parent's peak (Linux keeps it across fork + exec), so the peak is
     the kernel's VmHWM of this process, reset (`/proc/self/clear_refs` 5) after the model and the
-    mixture exist.
+    mixture (or, for `to_files`, the input file) exist.
     """
+    import tempfile
+
+    from modeling_tfswa.separation import Separator, separate_file
+
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_tfswa().eval()
-    mixture = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE))
+    model.config.segment_seconds = CHUNKING["segment_seconds"]
+    model.config.overlap = CHUNKING["overlap"]
+    folder = tempfile.mkdtemp(prefix="separation-memory-")
+    if mode == "to_files":
+        _write_noise(f"{folder}/track.wav", seconds)
+    else:
+        mixture = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE))
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")  # reset VmHWM to the current RSS
     baseline_mb = _status_mb("VmRSS")
     start = time.perf_counter()
-    if chunked:
+    output_mb = 0.0
+    if mode in ("in_memory", "to_files"):
         runner = StandIn(model, real_batches)
-        stems = apply_model(runner, mixture, **CHUNKING)
+        if mode == "in_memory":
+            stems = apply_model(runner, mixture, **CHUNKING)
+            output_mb = stems.numel() * stems.element_size() / 2**20
+        else:
+            separator = Separator(runner, batch_size=CHUNKING["batch_size"])
+            separate_file(separator, f"{folder}/track.wav", f"{folder}/out")
         batches = runner.calls
-    else:
+    elif mode == "one_pass":
+        batches = real_batches = 1
         with torch.inference_mode():
             stems = model(mixture[None]).waveforms[0]
-        batches = real_batches = 1
+        output_mb = stems.numel() * stems.element_size() / 2**20
+    else:
+        raise ValueError(f"mode must be one of {MEMORY_MODES}, got {mode!r}")
     elapsed = time.perf_counter() - start
     peak_mb = _status_mb("VmHWM")
-    output_mb = stems.numel() * stems.element_size() / 2**20
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
     result = {
         "audio_seconds": seconds,
-        "chunked": chunked,
+        "mode": mode,
         "forward_batches": batches,
         "real_model_batches": min(real_batches, batches),
         "baseline_rss_mb": round(baseline_mb),
@@ -239,22 +280,45 @@ def memory_worker(seconds: float, chunked: bool, real_batches: int, threads: int
     return result
 
 
-def measure_memory(cases: list[tuple[float, bool]], real_batches: int, threads: int) -> list[dict]:
+def streamed_vs_in_memory(seconds: float = 20.0) -> float:
+    """Largest difference between the stems `separate_file` streams to FLOAT WAV files and those
+    `Separator.separate` returns in memory, with the real TFSWA-UNet (should be < 1e-6)."""
+    import tempfile
+
+    import soundfile as sf
+
+    from modeling_tfswa.separation import Separator, separate_file
+
+    torch.manual_seed(0)
+    model = build_tfswa().eval()
+    separator = Separator(model, **CHUNKING)
+    with tempfile.TemporaryDirectory() as folder:
+        _write_noise(f"{folder}/track.wav", seconds)
+        separate_file(separator, f"{folder}/track.wav", folder, subtype="FLOAT")
+        mixture, _ = sf.read(f"{folder}/track.wav", dtype="float32", always_2d=True)
+        expected = separator.separate(mixture.T.copy(), SAMPLE_RATE)
+        return max(
+            float(abs(sf.read(f"{folder}/track/{stem}.wav", dtype="float32")[0].T - wave).max())
+            for stem, wave in expected.items()
+        )
+
+
+def measure_memory(cases: list[tuple[float, str]], real_batches: int, threads: int) -> list[dict]:
     results = []
-    for seconds, chunked in cases:
+    for seconds, mode in cases:
         command = [
             sys.executable,
             "-m",
             "benchmarks.separation_speed",
             "--memory-worker",
             str(seconds),
-            str(int(chunked)),
+            mode,
         ]
         command += ["--threads", str(threads), "--real-batches", str(real_batches)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-            results.append({"audio_seconds": seconds, "chunked": chunked, "error": tail[0]})
+            results.append({"audio_seconds": seconds, "mode": mode, "error": tail[0]})
         else:
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), file=sys.stderr)
@@ -280,22 +344,25 @@ def main(argv: list[str] | None = None) -> None:
         help="memory cases: forward batches run by the real model before the zero stand-in",
     )
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--plot", default=None, help="write bar charts of the results to this PNG")
     parser.add_argument("--memory-worker", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker is not None:
-        seconds, chunked = float(args.memory_worker[0]), bool(int(args.memory_worker[1]))
-        print(json.dumps(memory_worker(seconds, chunked, args.real_batches, args.threads)))
+        seconds, mode = float(args.memory_worker[0]), args.memory_worker[1]
+        print(json.dumps(memory_worker(seconds, mode, args.real_batches, args.threads)))
         return
 
-    speed = measure_speed(args.seconds, args.rounds, args.threads)
+    speed = {} if args.skip_speed else measure_speed(args.seconds, args.rounds, args.threads)
     print(json.dumps(speed), file=sys.stderr)
     memory = []
     if not args.skip_memory:
         cases = [
-            (args.short_seconds, True),
-            (args.long_minutes * 60, True),
-            (args.short_seconds, False),
+            (args.short_seconds, "to_files"),
+            (args.long_minutes * 60, "to_files"),
+            (args.short_seconds, "in_memory"),
+            (args.long_minutes * 60, "in_memory"),
+            (args.short_seconds, "one_pass"),
         ]
         memory = measure_memory(cases, args.real_batches, args.threads)
     summary = {
@@ -307,15 +374,19 @@ def main(argv: list[str] | None = None) -> None:
         "speed": speed,
         "memory": memory,
     }
-    chunked = [m for m in memory if m.get("chunked") and "error" not in m]
-    if len(chunked) == 2:
-        short, long = chunked
-        summary["long_vs_short"] = {
-            "audio_ratio": round(long["audio_seconds"] / short["audio_seconds"], 1),
-            "peak_rss_ratio": round(long["peak_rss_mb"] / short["peak_rss_mb"], 2),
-            "output_buffer_mb": [short["output_buffer_mb"], long["output_buffer_mb"]],
-            "working_mb": [short["working_mb"], long["working_mb"]],
-        }
+    for mode in ("to_files", "in_memory"):
+        cases = [m for m in memory if m.get("mode") == mode and "error" not in m]
+        if len(cases) == 2:
+            short, long = cases
+            summary[f"long_vs_short_{mode}"] = {
+                "audio_ratio": round(long["audio_seconds"] / short["audio_seconds"], 1),
+                "peak_rss_mb": [short["peak_rss_mb"], long["peak_rss_mb"]],
+                "peak_rss_ratio": round(long["peak_rss_mb"] / short["peak_rss_mb"], 2),
+                "output_buffer_mb": [short["output_buffer_mb"], long["output_buffer_mb"]],
+                "working_mb": [short["working_mb"], long["working_mb"]],
+            }
+    if not args.skip_memory:
+        summary["streamed_vs_in_memory_max_abs_diff"] = streamed_vs_in_memory()
     if args.plot:
         plot(summary, args.plot)
     print(json.dumps(summary))

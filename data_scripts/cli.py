@@ -1,8 +1,12 @@
-"""``tfswa-data``: generate the synthetic set, prepare (materialise) a stem set, push it to the Hub.
+"""``tfswa-data``: generate the synthetic set, render songs from MIDI, prepare (materialise) a stem
+set, push it to the Hub.
 
 Examples::
 
     tfswa-data generate data/synthetic --num-train 40 --seconds 30
+    tfswa-data render data/rendered --num-train 100 --seconds 30 --workers 2 --plot song.png
+    tfswa-data render data/lakh-rendered --midi-dir ~/lmd_full/0 --seconds 30 \
+        --soundfont FluidR3_GM.sf2 --soundfont TimGM6mb.sf2 --map synth_lead=vocals
     tfswa-data prepare data/musdb18hq --stem-set 4stems --save-to-disk data/musdb-4stems
     tfswa-data prepare data/musdb18 --stem-set "vocals=vocals,rhythm=drums+bass,other=other"
     tfswa-data push data/musdb18hq me/musdb18-stems --stem-set vocals-accompaniment
@@ -64,6 +68,32 @@ def _generate(args) -> None:
         print(f"spectrograms of {track_name('train', 0)}: {plot_song(song, args.plot)}")
 
 
+def _render(args) -> None:
+    from data_scripts.render import (
+        RenderSpec,
+        ensure_rendered_dataset,
+        parse_mapping,
+        plot_rendered_song,
+    )
+
+    spec = RenderSpec(
+        num_train=args.num_train,
+        num_validation=args.num_validation,
+        num_test=args.num_test,
+        seconds=args.seconds if args.seconds > 0 else None,
+        seed=args.seed,
+        soundfonts=tuple(args.soundfont or ["FluidR3_GM.sf2"]),
+        mapping=parse_mapping(args.map) if args.map else {},
+        vocal_engines=tuple(args.vocals.split(",")),
+        midi_dir=args.midi_dir,
+    )
+    root = ensure_rendered_dataset(args.root, spec, workers=args.workers)
+    print(f"rendered songs ready at {root}")
+    if args.plot:
+        first = sorted(p.parent for p in root.glob("*/*/manifest.json"))[0]
+        print(f"spectrograms of {first.name}: {plot_rendered_song(first, args.plot)}")
+
+
 def _prepare(args) -> None:
     dsd = load_stem_dataset(args.root, **_load_kwargs(args))
     for split, ds in dsd.items():
@@ -100,6 +130,38 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--plot", default=None, help="also save spectrograms of the first song (PNG)")
     g.set_defaults(func=_generate)
+
+    r = sub.add_parser(
+        "render",
+        help="render MIDI songs (composed, or a folder of .mid) through SoundFonts (idempotent)",
+    )
+    r.add_argument("root")
+    r.add_argument("--midi-dir", default=None, help="render these .mid files (default: compose)")
+    r.add_argument("--num-train", type=int, default=12, help="composed songs (train split)")
+    r.add_argument("--num-validation", type=int, default=3)
+    r.add_argument("--num-test", type=int, default=1)
+    r.add_argument("--seconds", type=float, default=10.0, help="song length (0: whole MIDI file)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--soundfont",
+        action="append",
+        help="an .sf2/.sf3 path or a name in /usr/share/sounds/sf2 (repeat for several; one is "
+        "drawn per song; default FluidR3_GM.sf2)",
+    )
+    r.add_argument(
+        "--map",
+        default=None,
+        help="stem mapping changes, family=stem,... (families: drums, vocals and the 16 General "
+        "MIDI families such as piano, guitar, bass, synth_lead)",
+    )
+    r.add_argument(
+        "--vocals",
+        default="soundfont",
+        help="vocal engines, comma-separated, one drawn per song: soundfont, formant, speech",
+    )
+    r.add_argument("--workers", type=int, default=2, help="rendering processes")
+    r.add_argument("--plot", default=None, help="also save spectrograms of the first song (PNG)")
+    r.set_defaults(func=_render)
 
     p = sub.add_parser("prepare", help="materialise a stem set into the datasets cache")
     _add_tree_args(p)

@@ -26,8 +26,9 @@ materialisation. Each example has::
 Storage: ``Array2D((None, 2), float32)`` columns, one track per Arrow record batch. Arrow keeps
 them memory-mapped, and a ``(start, stop)`` window of a track is a zero-copy slice (see
 ``data_scripts.pipeline``), so training never decodes whole tracks; float32 keeps float WAVs and
-decoded AAC exact (about 1.27 GB per stereo column per hour; ``benchmarks/data_throughput.py``
-measures the real size per hour of audio for each stem set).
+decoded AAC exact. About 1.9 GB per stereo column per hour: the float32 samples are 1.27 GB
+(44100 x 2 x 4 bytes/s) and ``Array2D`` adds an int32 list offset per frame (12 instead of 8 bytes
+per frame); ``benchmarks/data_throughput.py`` measures the size per hour of each stem set.
 
 The cache is keyed by the root, the stem set, the validation list and a signature of the source
 files (names, sizes, modification times), so a changed tree is re-materialised; ``datasets``
@@ -64,6 +65,9 @@ MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 STEM_MP4_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 STEM_MP4_SUFFIX = ".stem.mp4"
 MIXTURE = "mixture"
+#: The per-track columns of a stem dataset beside its audio (mixture and stems): the one list of
+#: column names that are not stems.
+TRACK_COLUMNS = ("name", "sample_rate", "num_samples")
 SPLITS = ("train", "validation", "test")
 
 # The official MUSDB18 validation subset of the train folder (musdb 0.4.3, configs/mus.yaml).
@@ -131,7 +135,7 @@ def resolve_stem_set(
             raise StemDatasetError(
                 f"stem {stem!r}: sources must be a list of names, got {sources!r}"
             )
-        if not stem or stem in (MIXTURE, "name", "sample_rate", "num_samples") or not sources:
+        if not stem or stem in (MIXTURE, *TRACK_COLUMNS) or not sources:
             raise StemDatasetError(f"invalid stem {stem!r} -> {sources!r} in the grouping")
         if len(set(sources)) != len(sources):
             raise StemDatasetError(f"stem {stem!r} lists a source twice: {list(sources)}")
@@ -485,6 +489,15 @@ def mixture_residual_db(mixture: np.ndarray, sources: Sequence[np.ndarray]) -> f
     if residual == 0:
         return float("-inf")
     return float(20 * np.log10(residual / max(reference, 1e-12)))
+
+
+def stem_columns(dataset: datasets.Dataset) -> list[str]:
+    """The stem columns of a stem dataset, in column order (every (T, 2) column but mixture)."""
+    return [
+        name
+        for name, feature in dataset.features.items()
+        if name not in (MIXTURE, *TRACK_COLUMNS) and isinstance(feature, datasets.Array2D)
+    ]
 
 
 def stem_features(stems: Sequence[str]) -> datasets.Features:

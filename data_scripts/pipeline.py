@@ -23,17 +23,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-MIXTURE = "mixture"
-_NON_STEM_COLUMNS = ("name", MIXTURE, "sample_rate", "num_samples")
+from data_scripts.musdb import MIXTURE, stem_columns
 
-
-def stem_columns(dataset: datasets.Dataset) -> list[str]:
-    """The stem columns of a stem dataset, in column order (every (T, 2) column but mixture)."""
-    return [
-        name
-        for name, feature in dataset.features.items()
-        if name not in _NON_STEM_COLUMNS and isinstance(feature, datasets.Array2D)
-    ]
+#: Silence level of the project (RMS in dBFS): a stem window below it is redrawn, and training
+#: losses and validation leave out references below it. It sits above recording noise floors and
+#: below any real part.
+SILENCE_DB = -60.0
+#: [`SILENCE_DB`] as a mean square (1e-6), the form the comparisons use (no sqrt/log per test).
+SILENCE_POWER = 10 ** (SILENCE_DB / 10)
 
 
 class ArrowTrackReader:
@@ -165,7 +162,7 @@ class RemixDataset(torch.utils.data.Dataset):
             with ``persistent_workers=True`` the workers keep the epoch they were started with).
         remix: draw every stem from its own track and offset (True) or keep songs coherent.
         silence_db: a stem window whose RMS (dBFS, zero padding included) is below this is
-            redrawn; -60 dB sits above recording noise floors and below any real part.
+            redrawn (default: the project's silence level, [`SILENCE_DB`]).
         max_silence_retries: bound on redraws per stem (per window when ``remix=False``).
         gain_db: (low, high) uniform random gain per stem, in dB.
         channel_swap_prob, polarity_flip_prob: per-stem probabilities of swapping left/right and
@@ -183,7 +180,7 @@ class RemixDataset(torch.utils.data.Dataset):
         samples_per_epoch: int | None = None,
         seed: int = 0,
         remix: bool = True,
-        silence_db: float = -60.0,
+        silence_db: float = SILENCE_DB,
         max_silence_retries: int = 8,
         gain_db: tuple[float, float] = (-6.0, 3.0),
         channel_swap_prob: float = 0.5,

@@ -4,14 +4,17 @@ Everything inside the project is float32, channels-first `(channels, samples)` a
 sample rate; this module converts what users have (files, int16 arrays, mono, 48 kHz, ...) to
 that and back. Files are read and written with soundfile (WAV, FLAC, MP3, OGG, AIFF); writes go to a
 temporary name in the target folder and are renamed into place, so no half-written file is ever
-left behind. Resampling is a windowed-sinc polyphase filter written in torch (no torchaudio).
+left behind. The conversions the saved model folder also needs (channels, resampling, integer PCM)
+live in `separation_core` and are re-exported here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,23 @@ import soundfile as sf
 import torch
 
 from .fileio import child_path, publish_folder, staging_folder, write_via_temporary
+
+# The standalone conversions, re-exported (see __all__) from their home, which the saved model
+# folder carries.
+from .separation_core import (
+    MAX_RESAMPLE_FILTER,
+    RESAMPLE_BETA,
+    RESAMPLE_ROLLOFF,
+    RESAMPLE_ZEROS,
+    AudioError,
+    check_finite,
+    fit_length,
+    match_channels,
+    resample,
+    resample_filter,
+    restore_channels,
+    to_float,
+)
 
 #: File extensions read and written (soundfile / libsndfile formats).
 AUDIO_FORMATS = {
@@ -34,8 +54,35 @@ AUDIO_FORMATS = {
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 
 
-class AudioError(ValueError):
-    """An audio input that cannot be separated (unreadable, empty, non-finite, wrong shape...)."""
+def _check_audio_path(path: str | os.PathLike) -> Path:
+    """`path` as a `Path`, if it names an existing file of a format we read (else [`AudioError`])."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if not path.is_file():
+        raise AudioError(f"{path}: not a file")
+    if path.suffix.lower() not in AUDIO_FORMATS:
+        raise AudioError(
+            f"{path}: unsupported format {path.suffix!r} (supported: "
+            f"{', '.join(sorted(AUDIO_FORMATS))})"
+        )
+    return path
+
+
+def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """soundfile's header information (`samplerate`, `channels`, `frames`...) of an audio file.
+
+    Raises:
+        AudioError: as [`load_audio`] for a missing, unsupported, unreadable or empty file.
+    """
+    path = _check_audio_path(path)
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
+        raise AudioError(f"{path}: cannot read audio ({error})") from error
+    if info.frames == 0:
+        raise AudioError(f"{path}: the file has no samples")
+    return info
 
 
 def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -52,16 +99,7 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         AudioError: the file is missing, not an audio format we read, unreadable, has no samples or
             holds NaN/inf samples; the message names the file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if not path.is_file():
-        raise AudioError(f"{path}: not a file")
-    if path.suffix.lower() not in AUDIO_FORMATS:
-        raise AudioError(
-            f"{path}: unsupported format {path.suffix!r} (supported: "
-            f"{', '.join(sorted(AUDIO_FORMATS))})"
-        )
+    path = _check_audio_path(path)
     try:
         data, sample_rate = sf.read(path, dtype="float32", always_2d=True)  # (T, C)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
@@ -107,163 +145,6 @@ def save_audio(
         raise OSError(f"{path}: cannot write audio ({error})") from error
 
 
-def check_finite(waveform: np.ndarray | torch.Tensor, name: str) -> None:
-    """Raise [`AudioError`] naming `name` if `waveform` holds NaN or infinite samples."""
-    finite = (
-        torch.isfinite(waveform) if isinstance(waveform, torch.Tensor) else np.isfinite(waveform)
-    )
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        raise AudioError(f"{name}: {bad} NaN or infinite sample(s)")
-
-
-def to_float(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Audio samples as a float32 tensor, integer PCM scaled to [-1, 1).
-
-    Signed integers are divided by their full scale (`2**15` for int16, `2**31` for int32), uint8
-    (8-bit WAV's unsigned PCM) is centred on 128 first; floats are only cast.
-
-    Args:
-        audio (`np.ndarray` or `torch.Tensor` of any shape): samples.
-
-    Returns:
-        `torch.Tensor` of the same shape, float32 (sharing memory with a float32 input).
-    """
-    tensor = torch.from_numpy(np.asarray(audio)) if not isinstance(audio, torch.Tensor) else audio
-    if tensor.is_floating_point():
-        return tensor.float()
-    if tensor.dtype == torch.uint8:
-        return (tensor.float() - 128.0) / 128.0
-    if tensor.dtype in (torch.int8, torch.int16, torch.int32, torch.int64):
-        return (tensor.double() / (-torch.iinfo(tensor.dtype).min)).float()
-    raise AudioError(f"unsupported sample type {tensor.dtype} (use float or integer PCM)")
-
-
-def match_channels(waveform: torch.Tensor, channels: int) -> torch.Tensor:
-    """Adapt a mixture to a model's channel count: mono is copied to every channel, and a model
-    with one channel gets the average of the input channels.
-
-    Args:
-        waveform (`torch.Tensor` of shape `(in_channels, samples)`).
-        channels (`int`): channels the model expects.
-
-    Returns:
-        `torch.Tensor` of shape `(channels, samples)`.
-    """
-    in_channels = waveform.shape[0]
-    if in_channels == channels:
-        return waveform
-    if in_channels == 1:
-        return waveform.expand(channels, -1)
-    if channels == 1:
-        return waveform.mean(0, keepdim=True)
-    raise AudioError(
-        f"cannot separate {in_channels}-channel audio with a {channels}-channel model "
-        "(mono, or the model's channel count, are supported)"
-    )
-
-
-def restore_channels(stems: torch.Tensor, channels: int) -> torch.Tensor:
-    """Inverse of [`match_channels`] on separated stems: back to the input's channel count.
-
-    Args:
-        stems (`torch.Tensor` of shape `(stems, model_channels, samples)`).
-        channels (`int`): channels of the original input.
-
-    Returns:
-        `torch.Tensor` of shape `(stems, channels, samples)` (a mono input gets the average of the
-        model's channels; a mono model's output is copied to every input channel).
-    """
-    model_channels = stems.shape[1]
-    if model_channels == channels:
-        return stems
-    if channels == 1:
-        return stems.mean(1, keepdim=True)
-    if model_channels == 1:
-        return stems.expand(-1, channels, -1)
-    raise AudioError(f"cannot map {model_channels} model channels to {channels} channels")
-
-
-#: Zero crossings of the sinc on each side of the resampling filter, Kaiser window shape, and the
-#: passband edge as a fraction of the lower Nyquist frequency: 64 zeros and beta 8.6 give about
-#: 85 dB of stopband attenuation and a transition band that ends below the lower Nyquist frequency.
-RESAMPLE_ZEROS = 64
-RESAMPLE_BETA = 8.6
-RESAMPLE_ROLLOFF = 0.945
-#: Largest polyphase filter bank built (phases × taps); coprime rates like 44100 -> 44101 would need
-#: tens of millions of taps.
-MAX_RESAMPLE_FILTER = 1 << 23
-
-
-def resample_filter(orig_freq: int, new_freq: int) -> tuple[torch.Tensor, int, int, int]:
-    """Polyphase Kaiser-windowed sinc low-pass filter bank resampling `orig_freq` to `new_freq`.
-
-    Output sample `n = m * up + p` sits at input position `n * down / up`; phase `p` of the filter
-    holds the weights of the input samples around it, so a strided convolution computes all phases.
-
-    Returns:
-        `(filters, up, down, pad)`: `filters` of shape `(up, taps)` float32, the reduced ratio
-        `up / down`, and the left zero padding `pad` the convolution needs.
-    """
-    divisor = math.gcd(orig_freq, new_freq)
-    up, down = new_freq // divisor, orig_freq // divisor
-    cutoff = 0.5 * RESAMPLE_ROLLOFF * min(1.0, up / down)  # cycles per input sample
-    half_width = RESAMPLE_ZEROS / (2 * cutoff)  # in input samples
-    pad = math.ceil(half_width)
-    taps = down + 2 * pad + 1
-    if up * taps > MAX_RESAMPLE_FILTER:
-        raise AudioError(
-            f"cannot resample {orig_freq} Hz to {new_freq} Hz: the reduced ratio {up}/{down} needs "
-            f"a {up}x{taps} filter bank; resample to a common rate first"
-        )
-    phase = torch.arange(up, dtype=torch.float64)[:, None] * down / up
-    offset = phase + pad - torch.arange(taps, dtype=torch.float64)[None, :]  # position - input
-    inside = (offset / half_width).clamp(-1, 1)
-    window = torch.special.i0(RESAMPLE_BETA * torch.sqrt(1 - inside**2)) / torch.special.i0(
-        torch.tensor(RESAMPLE_BETA, dtype=torch.float64)
-    )
-    filters = 2 * cutoff * torch.sinc(2 * cutoff * offset) * window
-    filters = torch.where(offset.abs() <= half_width, filters, 0.0)
-    return filters.float(), up, down, pad
-
-
-def resample(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Tensor:
-    """Band-limited resampling by a windowed-sinc polyphase filter (anti-aliased when downsampling).
-
-    Args:
-        waveform (`torch.Tensor` of shape `(..., samples)`): float signal at `orig_freq`.
-        orig_freq (`int`): its sample rate in Hz.
-        new_freq (`int`): the wanted sample rate in Hz.
-
-    Returns:
-        `torch.Tensor` of shape `(..., ceil(samples * new_freq / orig_freq))`, float32 (the input
-        itself when the rates are equal).
-    """
-    if orig_freq == new_freq:
-        return waveform
-    if orig_freq <= 0 or new_freq <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_freq} and {new_freq}")
-    filters, up, down, pad = resample_filter(orig_freq, new_freq)
-    leading, num_samples = waveform.shape[:-1], waveform.shape[-1]
-    num_out = math.ceil(num_samples * up / down)
-    frames = math.ceil(num_out / up)  # strided convolution steps (each gives `up` samples)
-    right = (frames - 1) * down + filters.shape[1] - (num_samples + pad)
-    signal = waveform.reshape(-1, 1, num_samples).float()
-    signal = torch.nn.functional.pad(signal, (pad, max(right, 0)))
-    phases = torch.nn.functional.conv1d(
-        signal, filters.to(signal.device)[:, None, :], stride=down
-    )  # (N, up, frames)
-    out = phases[..., :frames].transpose(1, 2).reshape(-1, frames * up)[:, :num_out]
-    return out.reshape(*leading, num_out)
-
-
-def fit_length(waveform: torch.Tensor, length: int) -> torch.Tensor:
-    """Crop or zero-pad the last axis of `waveform` (`(..., samples)`) to `length` samples."""
-    if waveform.shape[-1] >= length:
-        return waveform[..., :length]
-    return torch.nn.functional.pad(waveform, (0, length - waveform.shape[-1]))
-
-
 #: Peak kept below full scale when rescaling, so that PCM rounding never clips.
 CLIP_LIMIT = 0.999
 
@@ -291,20 +172,30 @@ def prevent_clipping(
     return CLIP_MODES[mode](stems, peak)
 
 
+def clipping_report(mode: str, peak: float, clamped: int = 0) -> str:
+    """The sentence saying what [`prevent_clipping`]'s `mode` did to stems whose peak exceeded full
+    scale (`clamped`: samples clamped, for `"clamp"`)."""
+    if mode == "rescale":
+        return f"peak {peak:.3f}: all stems rescaled by {20 * math.log10(CLIP_LIMIT / peak):.2f} dB"
+    if mode == "clamp":
+        return f"peak {peak:.3f}: {clamped} sample(s) clamped to full scale"
+    return f"peak {peak:.3f} exceeds full scale, left as is"
+
+
 def _rescale(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndarray], str]:
     gain = CLIP_LIMIT / peak
     rescaled = {name: wave * gain for name, wave in stems.items()}
-    return rescaled, f"peak {peak:.3f}: all stems rescaled by {20 * math.log10(gain):.2f} dB"
+    return rescaled, clipping_report("rescale", peak)
 
 
 def _clamp(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndarray], str]:
     clipped = sum(int((np.abs(wave) > 1.0).sum()) for wave in stems.values())
     clamped = {name: np.clip(wave, -1.0, 1.0) for name, wave in stems.items()}
-    return clamped, f"peak {peak:.3f}: {clipped} sample(s) clamped to full scale"
+    return clamped, clipping_report("clamp", peak, clipped)
 
 
 def _unchanged(stems: dict[str, np.ndarray], peak: float) -> tuple[dict[str, np.ndarray], str]:
-    return stems, f"peak {peak:.3f} exceeds full scale, left as is"
+    return stems, clipping_report("none", peak)
 
 
 CLIP_MODES = {"rescale": _rescale, "clamp": _clamp, "none": _unchanged}
@@ -338,6 +229,44 @@ def find_audio_files(inputs: list[str | os.PathLike]) -> list[tuple[Path, AudioE
     return found
 
 
+@contextlib.contextmanager
+def staged_folder(
+    folder: str | os.PathLike, file_names: list[str], *, overwrite: bool = False
+) -> Iterator[Path]:
+    """Write files into `folder` all or nothing, as one unit: yields a hidden staging folder beside
+    `folder` to write `file_names` into.
+
+    On success, the files of an existing `folder` that are not replaced are hard-linked (or copied)
+    into the staging folder, which then takes the place of `folder` in one step
+    ([`modeling_tfswa.fileio.publish_folder`]): a kill at any moment leaves the track's old files or
+    its new ones, never a mix. A failure (a full disk...) removes the staging folder and raises
+    `OSError` naming `folder`.
+
+    Raises:
+        FileExistsError: one of the files exists in `folder` and `overwrite` is `False` (checked
+            before anything is written).
+        ValueError: a file name is not a plain file name.
+    """
+    folder = Path(folder)
+    targets = [child_path(folder, name) for name in file_names]
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); use --force / overwrite=True")
+    staging = staging_folder(folder.parent)
+    try:
+        yield staging
+        if folder.is_dir():
+            _carry_over(folder, staging, {path.name for path in targets})
+        publish_folder(staging, folder)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        problem = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(f"{folder}: stems not written: {problem}") from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def write_stems(
     folder: str | os.PathLike,
     stems: dict[str, np.ndarray],
@@ -347,13 +276,8 @@ def write_stems(
     subtype: str = "PCM_24",
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write `folder/<stem><extension>` for every stem, all or nothing, as one unit.
-
-    The stems are written into a hidden staging folder beside `folder` (with hard links to, or
-    copies of, the files of an existing `folder` that are not replaced), which then takes the
-    place of `folder` in one step ([`modeling_tfswa.fileio.publish_folder`]): a kill at any moment
-    leaves the track's old stems or its new ones, never a mix. A failure (a full disk...) removes
-    the staging folder and raises `OSError` naming the track folder.
+    """Write `folder/<stem><extension>` for every stem, all or nothing, as one unit (see
+    [`staged_folder`]).
 
     Args:
         folder: the track's output folder.
@@ -372,26 +296,11 @@ def write_stems(
         ValueError: a stem name is not a plain file name.
         OSError: the files could not be written (nothing is left behind).
     """
-    folder = Path(folder)
-    targets = {stem: child_path(folder, f"{stem}{extension}") for stem in stems}
-    existing = [str(path) for path in targets.values() if path.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist(s); use --force / overwrite=True")
-    staging = staging_folder(folder.parent)
-    try:
+    names = {stem: f"{stem}{extension}" for stem in stems}
+    with staged_folder(folder, list(names.values()), overwrite=overwrite) as staging:
         for stem, waveform in stems.items():
-            save_audio(staging / targets[stem].name, waveform, sample_rate, subtype)
-        if folder.is_dir():
-            _carry_over(folder, staging, {path.name for path in targets.values()})
-        publish_folder(staging, folder)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        problem = os.strerror(error.errno) if error.errno else str(error)
-        raise OSError(f"{folder}: stems not written: {problem}") from error
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return list(targets.values())
+            save_audio(staging / names[stem], waveform, sample_rate, subtype)
+    return [Path(folder) / name for name in names.values()]
 
 
 def _carry_over(folder: Path, staging: Path, replaced: set[str]) -> None:
@@ -406,3 +315,31 @@ def _carry_over(folder: Path, staging: Path, replaced: set[str]) -> None:
             os.link(entry, staging / entry.name, follow_symlinks=False)
         except OSError:
             shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
+
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "AudioError",
+    "audio_info",
+    "CLIP_LIMIT",
+    "CLIP_MODES",
+    "MAX_RESAMPLE_FILTER",
+    "RESAMPLE_BETA",
+    "RESAMPLE_ROLLOFF",
+    "RESAMPLE_ZEROS",
+    "SUBTYPES",
+    "check_finite",
+    "clipping_report",
+    "find_audio_files",
+    "fit_length",
+    "load_audio",
+    "match_channels",
+    "prevent_clipping",
+    "resample",
+    "resample_filter",
+    "restore_channels",
+    "save_audio",
+    "staged_folder",
+    "to_float",
+    "write_stems",
+]

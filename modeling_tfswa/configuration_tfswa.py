@@ -73,6 +73,12 @@ class TFSWAConfig(PretrainedConfig):
             Epsilon of the per-frequency-bin instance normalisation of the input spectrogram.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated normal initialisation of linear layers.
+        segment_seconds (`float`, *optional*, defaults to 6.0):
+            Length in seconds of the segments a full track is cut into for separation (the
+            overlap-add reads it as its default). The trainer writes the length the model was
+            trained on (`data.segment_seconds`), so that the model sees contexts as long as those.
+        overlap (`float`, *optional*, defaults to 0.25):
+            Fraction of a separation segment shared with the next one, in `[0, 1)`.
 
     Example:
 
@@ -110,6 +116,8 @@ class TFSWAConfig(PretrainedConfig):
         layer_norm_eps: float = 1e-5,
         spectrogram_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
+        segment_seconds: float = 6.0,
+        overlap: float = 0.25,
         **kwargs,
     ):
         if stems is None:
@@ -141,6 +149,8 @@ class TFSWAConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.spectrogram_norm_eps = spectrogram_norm_eps
         self.initializer_range = initializer_range
+        self.segment_seconds = segment_seconds
+        self.overlap = overlap
         self._validate()
         super().__init__(**kwargs)
 
@@ -230,7 +240,14 @@ class TFSWAConfig(PretrainedConfig):
                 fail(field, f"must be in [0, 1), got {value!r}")
         if self.mask_type not in _MASK_TYPES:
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
-        for field in ("layer_norm_eps", "spectrogram_norm_eps", "initializer_range"):
+        if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:
+            fail("overlap", f"must be in [0, 1), got {self.overlap!r}")
+        for field in (
+            "layer_norm_eps",
+            "spectrogram_norm_eps",
+            "initializer_range",
+            "segment_seconds",
+        ):
             value = getattr(self, field)
             if not isinstance(value, (int, float)) or value <= 0:
                 fail(field, f"must be positive, got {value!r}")

@@ -223,13 +223,41 @@ def median_over_tracks(per_track) -> torch.Tensor:
     return median_over_frames(per_track.movedim(0, -1))
 
 
+def metric_name(metric: str, stem: str | None = None) -> str:
+    """The one spelling of a logged metric: `metric` for a value over all stems, `metric/stem` for
+    one stem (`"sdr/vocals"`, `"sdr_gain/bass"`, `"waveform_l1/drums"`).
+
+    Args:
+        metric (`str`): what is measured (`"sdr"`, `"sdr_mixture"`, `"sdr_gain"`, a loss part).
+        stem (`str`, *optional*): the stem; `None` for the value over all stems.
+    """
+    return metric if stem is None else f"{metric}/{stem}"
+
+
+def mean_ignoring_nan(values) -> float:
+    """Mean of the values that are not NaN (numpy's `nanmean`), NaN when all are (without numpy's
+    warning): averages over stems or tracks where a silent stem has no score.
+
+    Args:
+        values (sequence, `np.ndarray` or `torch.Tensor` of numbers, any shape): flattened.
+
+    Returns:
+        `float`.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 __all__ = [
     "SDR_EPS",
     "chunk_sdr",
     "csdr",
     "framewise_sdr",
+    "mean_ignoring_nan",
     "median_over_frames",
     "median_over_tracks",
+    "metric_name",
     "num_frames",
     "sdr",
 ]

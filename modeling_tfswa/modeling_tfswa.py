@@ -1,7 +1,8 @@
 """TFSWA-UNet: a U-Net of time-frequency shifted-window attention blocks over complex spectrograms.
 
-Imports nothing of this project but its own configuration and spectral ops (relative imports that
-`save_pretrained` copies), so a saved model folder loads with `trust_remote_code=True` on its own.
+Imports nothing of this project but its own configuration and spectral ops, and the
+`music-source-separation` pipeline (relative imports that `save_pretrained` copies), so a saved model
+folder loads with `trust_remote_code=True` on its own, and `pipeline()` runs from it.
 
 Token grids are laid out `(batch, time, frequency, dim)` everywhere in this file.
 """
@@ -19,6 +20,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_tfswa import TFSWAConfig
+from .pipeline_tfswa import custom_pipelines
 from .spectral import SpectralTransform
 
 # Additive attention bias that keeps tokens of other shift regions / padding out of a window; finite
@@ -558,6 +560,13 @@ class TFSWAUNet(TFSWAPreTrainedModel):
         self.spectral = SpectralTransform(config.n_fft, config.hop_length)
         self.mask_estimator = TFSWAMaskEstimator(config)
         self.post_init()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, also naming the `music-source-separation` pipeline in
+        `config.json` (`custom_pipelines`; its code is copied beside the model's), so that
+        `pipeline("music-source-separation", model=folder, trust_remote_code=True)` works."""
+        self.config.custom_pipelines = custom_pipelines()
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def forward(
         self,

@@ -21,237 +21,44 @@ and returns an object with `.waveforms` of shape `(batch, stems, channels, sampl
 
 from __future__ import annotations
 
-import bisect
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .audio import (
+    AUDIO_FORMATS,
+    CLIP_LIMIT,
+    CLIP_MODES,
+    audio_info,
+    clipping_report,
+    load_audio,
+    prevent_clipping,
+    save_audio,
+    staged_folder,
+)
+from .fileio import child_path, safe_name, write_via_temporary
+from .separation_core import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_SHIFTS,
     AudioError,
+    apply_model,
     check_finite,
     fit_length,
-    load_audio,
+    iter_separated,
     match_channels,
-    prevent_clipping,
     resample,
+    resolve_device,
+    resolve_dtype,
     restore_channels,
     to_float,
-    write_stems,
 )
-from .fileio import child_path, safe_name
-
-#: Segment length when none is given: the training segment length of the default recipe, so that
-#: the model sees contexts as long as those it was trained on.
-DEFAULT_SEGMENT_SECONDS = 6.0
-
-#: Largest random shift of the shift test-time augmentation, in seconds (as Demucs does).
-MAX_SHIFT_SECONDS = 0.5
-
-
-def blend_window(length: int) -> torch.Tensor:
-    """Triangular blending weights of a segment, highest in its middle, never zero.
-
-    Samples near a segment's borders saw less context, so they weigh less where segments overlap;
-    the `+ 1` floor keeps every weight positive, so a sample covered by one segment only (the
-    track's first and last samples) is still recovered exactly after normalisation.
-
-    Args:
-        length (`int`): segment length in samples.
-
-    Returns:
-        `torch.Tensor` of shape `(length,)`, float32, in `(0, 1]`.
-    """
-    position = torch.arange(length, dtype=torch.float32)
-    ramp = torch.minimum(position + 1, length - position)
-    return ramp / ramp.max()
-
-
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    """Device of the model's first parameter or buffer (`fallback` for a model holding neither)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return fallback
-
-
-def _segment(track: torch.Tensor, start: int, length: int) -> torch.Tensor:
-    """`track[..., start:start + length]`, zero-padded where the range leaves the track.
-
-    Args:
-        track (`torch.Tensor` of shape `(channels, samples)`): one mixture.
-        start (`int`): first sample, may be negative.
-        length (`int`): segment length.
-
-    Returns:
-        `torch.Tensor` of shape `(channels, length)` (a view when no padding is needed).
-    """
-    num_samples = track.shape[-1]
-    lo, hi = max(start, 0), min(start + length, num_samples)
-    view = track[..., lo:hi]
-    if lo - start or start + length - hi:
-        view = nn.functional.pad(view, (lo - start, start + length - hi))
-    return view
-
-
-def _summed_weights(lo: int, hi: int, starts: list[int], window: torch.Tensor) -> torch.Tensor:
-    """Sum of the blending weights of all segments over samples `lo:hi`.
-
-    Recomputed per block from the sorted segment `starts` rather than accumulated in a buffer as
-    long as the track, so that memory stays independent of the track's length.
-
-    Returns:
-        `torch.Tensor` of shape `(hi - lo,)`, positive wherever a segment covers the block.
-    """
-    segment = window.shape[0]
-    total = torch.zeros(hi - lo, device=window.device)
-    for start in starts[bisect.bisect_right(starts, lo - segment) : bisect.bisect_left(starts, hi)]:
-        a, b = max(lo, start), min(hi, start + segment)
-        total[a - lo : b - lo] += window[a - start : b - start]
-    return total
-
-
-def apply_model(
-    model: nn.Module,
-    mixture: torch.Tensor,
-    *,
-    segment_seconds: float | None = None,
-    overlap: float = 0.25,
-    shifts: int = 0,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
-    progress: bool = False,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Separate mixtures of any length by overlap-add of model outputs on overlapping segments.
-
-    The mixture stays where it is (usually CPU memory); each batch of segments is copied to
-    `device`, separated, and copied back into an output buffer on the mixture's device, weighted by
-    [`blend_window`]. Every output sample is the weighted average of the predictions of all the
-    segments (and shifts) covering it, divided by the sum of their weights, so a model that returns
-    its input gives the input back at every sample.
-
-    With `shifts > 0`, the segment grid is moved `shifts` times by a random offset of up to
-    [`MAX_SHIFT_SECONDS`] (the track is virtually preceded by zeros), each shifted pass is
-    separated, and all predictions are averaged (test-time augmentation against segment-border
-    artefacts; costs `shifts` times the compute of one pass).
-
-    The model runs in eval mode (its previous mode is restored afterwards) under
-    `torch.inference_mode`; when `device` differs from the model's device, the model is moved there.
-
-    Args:
-        model (`nn.Module`): separation model; `model(input_values=(b, C, L)).waveforms` is
-            `(b, S, C, L)`, with `C == model.config.audio_channels`, `S == len(model.config.stems)`.
-        mixture (`torch.Tensor` of shape `(channels, samples)` or `(batch, channels, samples)`):
-            floating-point mixture at `model.config.sample_rate`.
-        segment_seconds (`float`, *optional*): segment length in seconds (defaults to
-            [`DEFAULT_SEGMENT_SECONDS`]); tracks shorter than a segment run as one segment of their
-            own length.
-        overlap (`float`, *optional*, defaults to 0.25): fraction of a segment shared with the next
-            one, in `[0, 1)`.
-        shifts (`int`, *optional*, defaults to 0): number of random-shift passes (0: one pass, no
-            shift).
-        batch_size (`int`, *optional*, defaults to 4): segments per forward call.
-        device (`str` or `torch.device`, *optional*): where the model runs (defaults to the
-            model's device).
-        progress (`bool`, *optional*, defaults to `False`): show a tqdm bar over segments.
-        generator (`torch.Generator`, *optional*): source of the random shifts (for reproducible
-            test-time augmentation); the global generator when not given.
-
-    Returns:
-        `torch.Tensor` of shape `(stems, channels, samples)` or `(batch, stems, channels, samples)`
-        (following `mixture`), on the mixture's device, in the mixture's dtype.
-    """
-    config = model.config
-    if not isinstance(mixture, torch.Tensor) or mixture.ndim not in (2, 3):
-        shape = tuple(mixture.shape) if isinstance(mixture, torch.Tensor) else type(mixture)
-        raise ValueError(
-            f"mixture must be a (channels, samples) or (batch, channels, samples) "
-            f"tensor, got {shape}"
-        )
-    if not mixture.is_floating_point():
-        raise ValueError(
-            f"mixture must be floating point, got {mixture.dtype} (convert integer "
-            "PCM with modeling_tfswa.audio.to_float first)"
-        )
-    if mixture.shape[-2] != config.audio_channels:
-        raise ValueError(
-            f"mixture has {mixture.shape[-2]} channels, the model expects "
-            f"{config.audio_channels} (shape {tuple(mixture.shape)})"
-        )
-    if mixture.shape[-1] == 0:
-        raise ValueError("mixture has no samples")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if shifts < 0:
-        raise ValueError(f"shifts must be >= 0, got {shifts}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if segment_seconds is None:
-        segment_seconds = DEFAULT_SEGMENT_SECONDS
-    if segment_seconds <= 0:
-        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
-
-    unbatched = mixture.ndim == 2
-    tracks = mixture.unsqueeze(0) if unbatched else mixture  # (B, C, T)
-    num_tracks, channels, num_samples = tracks.shape
-    sample_rate = config.sample_rate
-    num_stems = len(config.stems)
-    device = torch.device(device) if device is not None else _model_device(model, tracks.device)
-    if _model_device(model, device) != device:
-        model.to(device)
-
-    # Each pass covers the track, preceded by `lead` zeros when shifted.
-    max_shift = int(MAX_SHIFT_SECONDS * sample_rate) if shifts else 0
-    leads = [0]
-    if shifts:
-        leads = torch.randint(0, max_shift + 1, (shifts,), generator=generator).tolist()
-    segment = max(1, min(round(segment_seconds * sample_rate), num_samples + max_shift))
-    stride = max(1, segment - round(overlap * segment))
-    window = blend_window(segment).to(tracks.device)
-    # Segment starts relative to the track (negative: reaches into the leading zeros), all passes.
-    starts = sorted(start for lead in leads for start in range(-lead, num_samples, stride))
-    jobs = [(track, start) for start in starts for track in range(num_tracks)]
-
-    output = torch.zeros(num_tracks, num_stems, channels, num_samples, device=tracks.device)
-    was_training = model.training
-    model.eval()
-    try:
-        with (
-            torch.inference_mode(),
-            tqdm(total=len(jobs), unit="segment", disable=not progress, leave=False) as bar,
-        ):
-            for first in range(0, len(jobs), batch_size):
-                batch_jobs = jobs[first : first + batch_size]
-                batch = torch.stack([_segment(tracks[t], s, segment) for t, s in batch_jobs])
-                batch = batch.to(device=device, dtype=torch.float32)
-                estimates = model(input_values=batch).waveforms  # (b, S, C, L)
-                expected = (len(batch_jobs), num_stems, channels, segment)
-                if tuple(estimates.shape) != expected:
-                    raise ValueError(
-                        f"model returned waveforms of shape "
-                        f"{tuple(estimates.shape)}, expected {expected}"
-                    )
-                estimates = estimates.to(device=tracks.device, dtype=torch.float32)
-                for estimate, (track, start) in zip(estimates, batch_jobs):
-                    lo, hi = max(start, 0), min(start + segment, num_samples)
-                    weights = window[lo - start : hi - start]
-                    output[track, ..., lo:hi] += estimate[..., lo - start : hi - start] * weights
-                bar.update(len(batch_jobs))
-            for lo in range(0, num_samples, segment):  # normalise one block at a time
-                hi = min(lo + segment, num_samples)
-                output[..., lo:hi] /= _summed_weights(lo, hi, starts, window)
-    finally:
-        model.train(was_training)
-    output = output.to(mixture.dtype)
-    return output[0] if unbatched else output
-
 
 #: Name of the complement written by `two_stems` (`"no_vocals"` for `"vocals"`).
 COMPLEMENT_PREFIX = "no_"
@@ -277,8 +84,10 @@ class Separator:
 
     Args:
         model (`nn.Module`): a [`TFSWAUNet`] or any model [`apply_model`] accepts.
-        segment_seconds / overlap / shifts / batch_size / device / progress: options of
-            [`apply_model`].
+        segment_seconds / overlap / shifts / batch_size / dtype / progress: options of
+            [`apply_model`] (`None`: the model config's `segment_seconds` and `overlap`).
+        device (`str` or `torch.device`, *optional*): where the model runs, `"auto"` (CUDA, else
+            MPS, else CPU) or a device that must exist; `None` leaves the model where it is.
     """
 
     def __init__(
@@ -286,53 +95,47 @@ class Separator:
         model: nn.Module,
         *,
         segment_seconds: float | None = None,
-        overlap: float = 0.25,
-        shifts: int = 0,
-        batch_size: int = 4,
+        overlap: float | None = None,
+        shifts: int = DEFAULT_SHIFTS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
         progress: bool = False,
     ):
         self.model = model.eval()
+        if device is not None:
+            device = resolve_device(device)
+            self.model.to(device)
         self.options = dict(
             segment_seconds=segment_seconds,
             overlap=overlap,
             shifts=shifts,
             batch_size=batch_size,
             device=device,
+            dtype=resolve_dtype(dtype),
         )
         self.progress = progress
-        if device is not None:
-            self.model.to(device)
 
     @classmethod
     def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike,
-        *,
-        device: str | torch.device | None = None,
-        segment_seconds: float | None = None,
-        overlap: float = 0.25,
-        shifts: int = 0,
-        batch_size: int = 4,
-        progress: bool = False,
-        **from_pretrained_kwargs,
+        cls, name_or_path: str | os.PathLike, *, revision: str | None = None, **options
     ) -> Separator:
-        """Load a model with `AutoModel.from_pretrained(name_or_path, **from_pretrained_kwargs)`
-        (a local folder written by `save_pretrained` or a Hub id, e.g. with `revision=`) and wrap
-        it; the other arguments are those of [`Separator`]."""
+        """Load a model with `AutoModel.from_pretrained(name_or_path, revision=revision)` (a local
+        folder written by `save_pretrained` or a Hub id) and wrap it; `options` are those of
+        [`Separator`].
+
+        Raises:
+            ValueError: the folder or Hub id holds no TFSWA-UNet (one line naming it).
+        """
         # Importing this package registered the "tfswa" model type with AutoConfig / AutoModel.
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(str(name_or_path), **from_pretrained_kwargs)
-        return cls(
-            model,
-            segment_seconds=segment_seconds,
-            overlap=overlap,
-            shifts=shifts,
-            batch_size=batch_size,
-            device=device,
-            progress=progress,
-        )
+        try:
+            model = AutoModel.from_pretrained(str(name_or_path), revision=revision)
+        except (OSError, ValueError, KeyError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else error
+            raise ValueError(f"{name_or_path}: not a TFSWA-UNet model ({first_line})") from error
+        return cls(model, **options)
 
     @property
     def stems(self) -> list[str]:
@@ -517,11 +320,13 @@ class FileSeparation:
         track (`str`): the track's folder name ([`track_folder_name`] of the input file).
         paths (`list[Path]`): the stem files written.
         clipping (`str`, *optional*): what was done about samples beyond full scale, if any.
+        plot (`Path`, *optional*): the spectrogram PNG, when asked for.
     """
 
     track: str
     paths: list[Path]
     clipping: str | None = None
+    plot: Path | None = None
 
 
 def separate_file(
@@ -535,9 +340,14 @@ def separate_file(
     subtype: str = "PCM_24",
     clip: str | None = None,
     overwrite: bool = False,
+    plot: bool = False,
 ) -> FileSeparation:
     """Separate an audio file into `out_dir/<track>/<stem><extension>`, at the file's sample rate
     and channel count.
+
+    A file at the model's sample rate is streamed: read a segment at a time and each stem written
+    as the overlap-add finishes each region (through soundfile), so memory stays that of a few
+    segments whatever the track's length. A file at another rate is resampled in memory.
 
     Args:
         separator ([`Separator`]): the model and its separation options.
@@ -551,6 +361,8 @@ def separate_file(
             [`modeling_tfswa.audio.prevent_clipping`]); defaults to `"rescale"` for PCM subtypes and
             `"none"` for `"FLOAT"`, which stores values beyond full scale.
         overwrite (`bool`, *optional*, defaults to `False`): replace existing stem files.
+        plot (`bool`, *optional*, defaults to `False`): also write `<track>/spectrograms.png`
+            (see [`modeling_tfswa.plots.plot_spectrograms`]).
 
     Raises:
         AudioError: the input cannot be separated (missing, unreadable, empty, NaN/inf...).
@@ -559,22 +371,133 @@ def separate_file(
     path = Path(path)
     folder = child_path(out_dir, track_folder_name(path))
     names = separator.output_stems(stems, two_stems)
-    existing = [str(child_path(folder, f"{name}{extension}")) for name in names]
-    existing = [target for target in existing if os.path.exists(target)]
-    if existing and not overwrite:
-        raise FileExistsError(f"{path}: {', '.join(existing)} exist(s); use --force to overwrite")
-    waveform, sample_rate = load_audio(path)
-    separated = separator.separate_waveform(
-        torch.from_numpy(waveform), sample_rate, str(path), stems=stems, two_stems=two_stems
-    )
-    separated = {stem: wave.numpy() for stem, wave in separated.items()}
+    files = [f"{name}{extension}" for name in names] + (["spectrograms.png"] if plot else [])
     if clip is None:
         clip = "none" if subtype == "FLOAT" else "rescale"
-    separated, clipping = prevent_clipping(separated, clip)
-    paths = write_stems(
-        folder, separated, sample_rate, extension=extension, subtype=subtype, overwrite=overwrite
+    if clip not in CLIP_MODES:
+        raise ValueError(f"clip mode must be one of {sorted(CLIP_MODES)}, got {clip!r}")
+    sample_rate = audio_info(path).samplerate
+    with staged_folder(folder, files, overwrite=overwrite) as staging:
+        if sample_rate == separator.sample_rate:
+            clipping = _separate_streamed(
+                separator, path, staging, names, two_stems, extension, subtype, clip
+            )
+        else:
+            waveform, sample_rate = load_audio(path)
+            separated = separator.separate_waveform(
+                torch.from_numpy(waveform), sample_rate, str(path), stems=stems, two_stems=two_stems
+            )
+            separated = {stem: wave.numpy() for stem, wave in separated.items()}
+            separated, clipping = prevent_clipping(separated, clip)
+            for stem, wave in separated.items():
+                save_audio(staging / f"{stem}{extension}", wave, sample_rate, subtype)
+        if plot:
+            from .plots import plot_spectrograms
+
+            signals = {"mixture": path, **{name: staging / f"{name}{extension}" for name in names}}
+            plot_spectrograms(signals, sample_rate, staging / files[-1])
+    return FileSeparation(
+        track=folder.name,
+        paths=[folder / name for name in files[: len(names)]],
+        clipping=clipping,
+        plot=folder / files[-1] if plot else None,
     )
-    return FileSeparation(track=folder.name, paths=paths, clipping=clipping)
+
+
+#: Frames read or copied at a time by the streamed file path's second (rescaling) pass.
+COPY_BLOCK_FRAMES = 1 << 18
+
+
+def _separate_streamed(
+    separator: Separator,
+    path: Path,
+    staging: Path,
+    names: list[str],
+    two_stems: str | None,
+    extension: str,
+    subtype: str,
+    clip: str,
+) -> str | None:
+    """[`separate_file`] for a file at the model's rate: segments read from the file, regions
+    written as soon as [`iter_separated`] finishes them. Returns the clipping report.
+
+    `"rescale"` needs the peak of the whole track before it can scale: the stems are first written
+    as float WAV, then copied block by block into the final format with the gain."""
+    config = separator.model.config
+    file_format = AUDIO_FORMATS[extension]
+    interim = clip == "rescale"
+    with sf.SoundFile(path) as source:
+        channels, frames, rate = source.channels, source.frames, source.samplerate
+
+        def read(start: int, length: int) -> torch.Tensor:  # (channels, length), zero outside
+            lo, hi = max(start, 0), min(start + length, frames)
+            if hi <= lo:  # wholly in the leading zeros of a shifted pass
+                return torch.zeros(channels, length)
+            source.seek(lo)
+            block = torch.from_numpy(source.read(hi - lo, dtype="float32", always_2d=True).T.copy())
+            check_finite(block, str(path))
+            return nn.functional.pad(block, (lo - start, start + length - hi))
+
+        def read_segment(track: int, start: int, length: int) -> torch.Tensor:
+            try:
+                return match_channels(read(start, length), config.audio_channels)
+            except AudioError as error:
+                raise AudioError(f"{path}: {error}") from error
+
+        targets = {name: staging / f"{name}{'.wav' if interim else extension}" for name in names}
+        peak, clamped = 0.0, 0
+        with contextlib.ExitStack() as stack:
+            writers = {
+                name: stack.enter_context(
+                    sf.SoundFile(
+                        target,
+                        "w",
+                        rate,
+                        channels,
+                        "FLOAT" if interim else subtype,
+                        format="WAV" if interim else file_format,
+                    )
+                )
+                for name, target in targets.items()
+            }
+            blocks = iter_separated(
+                separator.model,
+                read_segment,
+                1,
+                frames,
+                progress=separator.progress,
+                **separator.options,
+            )
+            for lo, hi, block in blocks:
+                by_name = dict(zip(separator.stems, restore_channels(block[0], channels)))
+                if two_stems is not None:
+                    by_name[COMPLEMENT_PREFIX + two_stems] = read(lo, hi - lo) - by_name[two_stems]
+                for name in names:
+                    data = by_name[name].numpy()
+                    peak = max(peak, float(np.abs(data).max()))
+                    if clip == "clamp":
+                        clamped += int((np.abs(data) > 1.0).sum())
+                        data = np.clip(data, -1.0, 1.0)
+                    writers[name].write(data.T)
+    if interim:  # second pass: the gain is known now
+        gain = CLIP_LIMIT / peak if peak > 1.0 else 1.0
+        for name, target in targets.items():
+
+            def copy(temporary: str, target: Path = target) -> None:
+                with (
+                    sf.SoundFile(target) as reader,
+                    sf.SoundFile(
+                        temporary, "w", rate, channels, subtype, format=file_format
+                    ) as out,
+                ):
+                    for data in reader.blocks(COPY_BLOCK_FRAMES, dtype="float32", always_2d=True):
+                        out.write(data * gain if gain != 1.0 else data)
+
+            final = staging / f"{name}{extension}"
+            write_via_temporary(final, copy)
+            if target != final:
+                target.unlink()
+    return clipping_report(clip, peak, clamped) if peak > 1.0 else None
 
 
 def track_folder_name(path: str | os.PathLike) -> str:

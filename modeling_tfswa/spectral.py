@@ -33,7 +33,7 @@ class SpectralTransform(nn.Module):
         return num_samples // self.hop_length + 1
 
     def stft(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Complex spectrogram of a waveform.
+        """Complex spectrogram of a waveform: [`stft`] with this transform's window and hop.
 
         Args:
             waveform (`torch.Tensor` of shape `(..., samples)`): real signal.
@@ -42,21 +42,10 @@ class SpectralTransform(nn.Module):
             `torch.Tensor` of shape `(..., n_fft // 2 + 1, frames)`, complex64, with
             `frames = samples // hop_length + 1`.
         """
-        leading, num_samples = waveform.shape[:-1], waveform.shape[-1]
-        with torch.autocast(device_type=waveform.device.type, enabled=False):
-            spec = torch.stft(
-                waveform.reshape(-1, num_samples).float(),
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                window=self.window.float(),
-                center=True,
-                pad_mode="constant",
-                return_complex=True,
-            )
-        return spec.reshape(*leading, *spec.shape[-2:])
+        return stft(waveform, self.n_fft, self.hop_length, self.window)
 
     def istft(self, spectrogram: torch.Tensor, length: int) -> torch.Tensor:
-        """Waveform of a complex spectrogram, cropped or padded to `length` samples.
+        """Waveform of a complex spectrogram, cropped or padded to `length` samples ([`istft`]).
 
         Args:
             spectrogram (`torch.Tensor` of shape `(..., n_fft // 2 + 1, frames)`): complex.
@@ -65,17 +54,71 @@ class SpectralTransform(nn.Module):
         Returns:
             `torch.Tensor` of shape `(..., length)`, float32.
         """
-        leading = spectrogram.shape[:-2]
-        with torch.autocast(device_type=spectrogram.device.type, enabled=False):
-            wave = torch.istft(
-                spectrogram.reshape(-1, *spectrogram.shape[-2:]).to(torch.complex64),
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                window=self.window.float(),
-                center=True,
-                length=length,
-            )
-        return wave.reshape(*leading, length)
+        return istft(spectrogram, self.n_fft, self.hop_length, length, self.window)
 
 
-__all__ = ["SpectralTransform"]
+def stft(
+    waveform: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The project's one STFT: Hann window, centred frames with zero padding, float32 (also under
+    autocast).
+
+    Args:
+        waveform (`torch.Tensor` of shape `(..., samples)`): real signal.
+        n_fft (`int`): FFT size.
+        hop_length (`int`): hop between frames in samples.
+        window (`torch.Tensor` of shape `(n_fft,)`, *optional*): defaults to a Hann window.
+
+    Returns:
+        `torch.Tensor` of shape `(..., n_fft // 2 + 1, samples // hop_length + 1)`, complex64.
+    """
+    leading, num_samples = waveform.shape[:-1], waveform.shape[-1]
+    if window is None:
+        window = torch.hann_window(n_fft, device=waveform.device)
+    with torch.autocast(device_type=waveform.device.type, enabled=False):
+        spec = torch.stft(
+            waveform.reshape(-1, num_samples).float(),
+            n_fft=n_fft,
+            hop_length=hop_length,
+            window=window.float(),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+    return spec.reshape(*leading, *spec.shape[-2:])
+
+
+def istft(
+    spectrogram: torch.Tensor,
+    n_fft: int,
+    hop_length: int,
+    length: int,
+    window: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Inverse of [`stft`] (same window and hop), cropped or padded to `length` samples.
+
+    Args:
+        spectrogram (`torch.Tensor` of shape `(..., n_fft // 2 + 1, frames)`): complex.
+        n_fft, hop_length (`int`): those of the forward transform.
+        length (`int`): number of output samples.
+        window (`torch.Tensor` of shape `(n_fft,)`, *optional*): defaults to a Hann window.
+
+    Returns:
+        `torch.Tensor` of shape `(..., length)`, float32.
+    """
+    leading = spectrogram.shape[:-2]
+    if window is None:
+        window = torch.hann_window(n_fft, device=spectrogram.device)
+    with torch.autocast(device_type=spectrogram.device.type, enabled=False):
+        wave = torch.istft(
+            spectrogram.reshape(-1, *spectrogram.shape[-2:]).to(torch.complex64),
+            n_fft=n_fft,
+            hop_length=hop_length,
+            window=window.float(),
+            center=True,
+            length=length,
+        )
+    return wave.reshape(*leading, length)
+
+
+__all__ = ["SpectralTransform", "istft", "stft"]

@@ -1,84 +1,18 @@
-"""Hub pushes through a mocked HTTP transport: right files sent; a failing Hub never stops training."""
+"""Hub pushes through the fake Hub of conftest.py (a mocked HTTP transport): right files sent; a failing Hub never stops training."""
 
-import base64
-import json
 import logging
 import threading
 
-import httpx2
 import huggingface_hub
 import pytest
 from huggingface_hub import constants
-from huggingface_hub.utils._http import default_client_factory
 
 from modeling_tfswa import TFSWAUNet
 from modeling_tfswa.training.hub import HubPusher
 
 
-class FakeHub:
-    """An httpx2 handler answering the Hub endpoints that `upload_folder` uses, recording commits."""
-
-    def __init__(self, fail: bool = False, gate: threading.Event | None = None):
-        self.fail = fail
-        self.gate = gate
-        self.commits: list[dict[str, bytes]] = []  # per commit: path -> content
-        self.requests: list[str] = []
-        self.validated: list[str] = []
-        self.created: list[dict] = []  # bodies of repository creations
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        path = request.url.path
-        self.requests.append(f"{request.method} {path}")
-        if self.fail:
-            raise httpx2.ConnectError("the Hub is down", request=request)
-        if self.gate is not None:
-            self.gate.wait(10)
-        if path.endswith("/api/validate-yaml"):  # README.md model-card metadata check
-            self.validated.append(json.loads(request.content)["content"])
-            return httpx2.Response(200, json={"errors": [], "warnings": []})
-        if path.endswith("/api/repos/create"):
-            self.created.append(json.loads(request.content))
-            return httpx2.Response(200, json={"url": "https://huggingface.co/me/model"})
-        if "/preupload/" in path:
-            files = json.loads(request.content)["files"]
-            modes = [
-                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
-            ]
-            return httpx2.Response(200, json={"files": modes})
-        if "/commit/" in path:
-            items = [json.loads(line) for line in request.content.splitlines()]
-            files = {
-                item["value"]["path"]: base64.b64decode(item["value"]["content"])
-                for item in items
-                if item["key"] == "file"
-            }
-            self.commits.append(files)
-            return httpx2.Response(
-                200,
-                json={"commitUrl": "https://huggingface.co/me/model/commit/1", "commitOid": "1"},
-            )
-        return httpx2.Response(404, json={"error": "unexpected"})
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    """Install a FakeHub as huggingface_hub's HTTP client (online mode, fake token)."""
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_TOKEN", "hf_fake_token")
-
-    def install(**kwargs) -> FakeHub:
-        hub = FakeHub(**kwargs)
-        huggingface_hub.set_client_factory(
-            lambda: httpx2.Client(transport=httpx2.MockTransport(hub))
-        )
-        return hub
-
-    yield install
-    huggingface_hub.set_client_factory(default_client_factory)
-
-
 def test_push_sends_the_saved_model_folder(fake_hub, tmp_path, tiny_config):
-    hub = fake_hub()
+    hub = fake_hub
     folder = tmp_path / "best"
     TFSWAUNet(tiny_config).save_pretrained(folder)
     pusher = HubPusher("me/model")
@@ -96,7 +30,8 @@ def test_push_sends_the_saved_model_folder(fake_hub, tmp_path, tiny_config):
 
 def test_one_push_in_flight(fake_hub, tmp_path):
     gate = threading.Event()
-    hub = fake_hub(gate=gate)
+    hub = fake_hub
+    hub.gate = gate
     (tmp_path / "a.txt").write_text("a")
     pusher = HubPusher("me/model")
     assert pusher.push(tmp_path, "first")
@@ -106,7 +41,8 @@ def test_one_push_in_flight(fake_hub, tmp_path):
 
 
 def test_failing_hub_warns_and_retries_next_time(fake_hub, tmp_path, caplog):
-    hub = fake_hub(fail=True)
+    hub = fake_hub
+    hub.fail = True
     (tmp_path / "a.txt").write_text("a")
     pusher = HubPusher("me/model")
     with caplog.at_level(logging.WARNING):
@@ -131,7 +67,7 @@ def _hub_run(tmp_path, **overrides):
 
 
 def test_training_pushes_the_last_model_at_checkpoints(fake_hub, tmp_path):
-    hub = fake_hub()
+    hub = fake_hub
     result = _hub_run(tmp_path)
     assert result.step == 4
     # Step 2 and step 4 were pushed (the first may still run when step 4 arrives: then skipped).
@@ -143,7 +79,8 @@ def test_training_pushes_the_last_model_at_checkpoints(fake_hub, tmp_path):
 
 
 def test_failing_hub_leaves_training_running(fake_hub, tmp_path, caplog):
-    hub = fake_hub(fail=True)
+    hub = fake_hub
+    hub.fail = True
     with caplog.at_level(logging.WARNING):
         result = _hub_run(tmp_path)
     assert result.step == 4 and (result.output_dir / "last" / "model.safetensors").is_file()
@@ -151,8 +88,15 @@ def test_failing_hub_leaves_training_running(fake_hub, tmp_path, caplog):
     assert "training goes on" in caplog.text
 
 
+def test_without_the_fake_hub_no_request_leaves(monkeypatch):
+    """conftest.py's session-wide client refuses every request unless a test installs the fake."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(Exception, match="tests do not reach the network"):
+        huggingface_hub.HfApi(token="hf_fake_token").model_info("me/model")
+
+
 def test_model_repositories_are_private_by_default(fake_hub, tmp_path):
-    hub = fake_hub()
+    hub = fake_hub
     _hub_run(tmp_path)
     assert hub.created and all(body["visibility"] == "private" for body in hub.created)
     hub.created.clear()

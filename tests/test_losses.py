@@ -99,3 +99,25 @@ def test_stft_stays_float32_under_autocast(noise):
 def test_shape_mismatch_is_a_clear_error(noise):
     with pytest.raises(ValueError, match="batch, stems, channels, samples"):
         waveform_l1(noise, noise[:, :2])
+
+
+def test_loss_spectrograms_are_the_model_stft(noise):
+    """The losses and the model share one STFT (`modeling_tfswa.spectral.stft`), also under
+    autocast, and only spectral.py calls torch's STFT."""
+    from pathlib import Path
+
+    from modeling_tfswa.spectral import SpectralTransform
+    from modeling_tfswa.training.losses import magnitude
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss_view = magnitude(noise, 256, 64)
+    assert loss_view.dtype == torch.float32
+    assert torch.equal(loss_view, SpectralTransform(256, 64).stft(noise).abs())
+    package = Path(__file__).resolve().parents[1] / "modeling_tfswa"
+    calls = ("torch." + "stft(", "torch." + "istft(")  # split, so that grep finds only spectral.py
+    callers = {
+        path.name
+        for path in package.rglob("*.py")
+        if any(call in path.read_text() for call in calls)
+    }
+    assert callers == {"spectral.py"}

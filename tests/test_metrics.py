@@ -1,6 +1,7 @@
 """Fast SDRs of modeling_tfswa.metrics, and the museval wrapper against museval's published scores."""
 
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -316,3 +317,16 @@ def test_evaluate_metric_module_matches_the_library():
     )
     with pytest.raises(ValueError, match="must have the same"):
         metric.compute(predictions=[np.zeros((2, 10))], references=[np.zeros((2, 12))])
+
+
+def test_mean_ignoring_nan_and_metric_names():
+    import warnings
+
+    from modeling_tfswa.metrics import mean_ignoring_nan, metric_name
+
+    assert mean_ignoring_nan([1.0, float("nan"), 3.0]) == 2.0
+    assert mean_ignoring_nan(torch.tensor([[4.0], [float("nan")]])) == 4.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's nanmean would warn on an all-NaN input
+        assert math.isnan(mean_ignoring_nan([float("nan")] * 2))
+    assert metric_name("sdr") == "sdr" and metric_name("sdr_gain", "bass") == "sdr_gain/bass"

@@ -8,7 +8,7 @@ from conftest import make_tiny_config
 from torch import nn
 
 from modeling_tfswa import TFSWAUNet
-from modeling_tfswa.separation import MAX_SHIFT_SECONDS, apply_model, blend_window
+from modeling_tfswa.separation_core import MAX_SHIFT_SECONDS, apply_model, blend_window
 
 SAMPLE_RATE = 100  # 1-s segments of 100 samples keep every test tiny
 
@@ -22,6 +22,8 @@ class ScaleModel(nn.Module):
             stems=[f"stem{i}" for i in range(len(gains))],
             sample_rate=SAMPLE_RATE,
             audio_channels=channels,
+            segment_seconds=1.0,
+            overlap=0.25,
         )
         self.register_buffer("gains", torch.tensor(gains))
         self.offset = offset
@@ -86,6 +88,13 @@ def test_identity_model_returns_input(num_samples, shifts, batch_size):
     assert sum(call.shape[0] for call in model.calls) >= passes
 
 
+def test_segments_shorter_than_the_largest_shift():
+    # Shifted passes then hold segments wholly inside the leading zeros.
+    mixture = torch.randn(2, 333)
+    stems = apply_model(ScaleModel(), mixture, segment_seconds=0.2, shifts=4)
+    assert (stems - mixture[None] * ScaleModel().gains[:, None, None]).abs().max() < 1e-5
+
+
 def test_segments_batches_and_lengths():
     model = ScaleModel(gains=(1.0,))
     mixture = torch.randn(2, 1000)
@@ -93,6 +102,42 @@ def test_segments_batches_and_lengths():
     # stride 75: starts 0, 75, ..., 975 -> 14 segments of 100 samples in ceil(14 / 4) calls
     assert [call.shape for call in model.calls] == [(4, 2, 100)] * 3 + [(2, 2, 100)]
     assert all(call.inference and not call.training for call in model.calls)
+
+
+def test_segment_and_overlap_default_to_the_model_config():
+    model = ScaleModel(gains=(1.0,))
+    model.config.segment_seconds, model.config.overlap = 0.5, 0.5
+    apply_model(model, torch.randn(2, 200))  # 50-sample segments, stride 25: starts 0, 25, ..., 175
+    assert [call.shape for call in model.calls] == [(4, 2, 50)] * 2
+    del model.config.segment_seconds
+    with pytest.raises(ValueError, match="segment_seconds"):
+        apply_model(model, torch.randn(2, 200))
+
+
+def test_streamed_blocks_tile_the_track_and_equal_the_in_memory_result():
+    from modeling_tfswa.separation_core import _segment, iter_separated
+
+    model = ScaleModel(gains=(1.0, -0.5))
+    mixture = torch.randn(2, 1234)
+    generator = torch.Generator().manual_seed(3)
+    whole = apply_model(model, mixture, shifts=2, batch_size=3, generator=generator)
+    generator = torch.Generator().manual_seed(3)
+    blocks = list(
+        iter_separated(
+            model,
+            lambda track, start, length: _segment(mixture, start, length),
+            1,
+            mixture.shape[-1],
+            shifts=2,
+            batch_size=3,
+            generator=generator,
+        )
+    )
+    assert blocks[0][0] == 0 and blocks[-1][1] == 1234 and len(blocks) > 3
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    assert all(block.shape[-1] <= 3 * 100 + 100 for _, _, block in blocks)  # a few segments
+    streamed = torch.cat([block for _, _, block in blocks], dim=-1)[0]
+    assert (streamed - whole).abs().max() == 0
 
 
 def test_blend_is_the_normalised_weighted_average():
@@ -185,3 +230,36 @@ def test_tiny_tfswa_unet_one_segment_equals_forward():
     assert torch.allclose(stems, direct, atol=1e-5)
     chunked = apply_model(model, torch.randn(2, 20000), segment_seconds=0.5, shifts=1)
     assert chunked.shape == (2, 2, 20000) and torch.isfinite(chunked).all()
+
+
+def test_device_auto_picks_cpu_here_and_a_missing_device_says_so(capsys):
+    from modeling_tfswa.cli.separate import main
+    from modeling_tfswa.separation_core import resolve_device
+
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has an accelerator")
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
+    with pytest.raises(ValueError, match="'cuda': this machine has 0 CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="MPS is not available"):
+        resolve_device("mps")
+    with pytest.raises(SystemExit):
+        main(["song.wav", "--model", "unused", "--device", "cuda"])
+    assert "--device: device 'cuda': this machine has 0 CUDA device(s)" in capsys.readouterr().err
+
+
+def test_bfloat16_autocast_stays_close_to_float32():
+    from conftest import make_tiny_config
+
+    from modeling_tfswa import TFSWAUNet
+
+    torch.manual_seed(0)
+    model = TFSWAUNet(make_tiny_config(sample_rate=8000, segment_seconds=0.25)).eval()
+    with torch.no_grad():  # away from the initial identity-like masks, so precision shows
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    mixture = 0.1 * torch.randn(2, 4000)
+    full = apply_model(model, mixture, dtype="float32")
+    half = apply_model(model, mixture, dtype="bfloat16")
+    assert half.dtype == torch.float32
+    assert 0 < (half - full).abs().max() < 0.05 * full.abs().max()

@@ -20,7 +20,11 @@ class SplitModel(nn.Module):
     def __init__(self, sample_rate=8000, channels=2):
         super().__init__()
         self.config = SimpleNamespace(
-            stems=["low", "high"], sample_rate=sample_rate, audio_channels=channels
+            stems=["low", "high"],
+            sample_rate=sample_rate,
+            audio_channels=channels,
+            segment_seconds=0.5,
+            overlap=0.25,
         )
         self.register_buffer("gains", torch.tensor([0.25, 0.75]))
 

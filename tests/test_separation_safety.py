@@ -13,7 +13,6 @@ import soundfile as sf
 import torch
 from conftest import make_tiny_config
 
-import modeling_tfswa.audio as audio_module
 from data_scripts.fileio import (
     TEMPORARY_PREFIX,
     child_path,
@@ -100,22 +99,27 @@ def test_force_replaces_a_tracks_stems_as_one_unit(tmp_path, model_dir, monkeypa
     before = {p.name: p.read_bytes() for p in (out / "song").iterdir()}
     write(song, seed=1)  # new input: new stems
 
-    real_save = audio_module.save_audio
+    # Files at the model's rate are streamed: stems are written block by block through
+    # soundfile.SoundFile (separation.py), so the kill comes after the first block of one stem.
+    import modeling_tfswa.separation as separation_module
+
+    real_soundfile = separation_module.sf.SoundFile
     calls = []
 
-    def killed_after_one_stem(path, *args, **kwargs):  # the injected kill
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        real_save(path, *args, **kwargs)
+    class KilledAfterOneBlock(real_soundfile):  # the injected kill
+        def write(self, data):
+            calls.append(self.name)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return super().write(data)
 
-    monkeypatch.setattr(audio_module, "save_audio", killed_after_one_stem)
+    monkeypatch.setattr(separation_module.sf, "SoundFile", KilledAfterOneBlock)
     with pytest.raises(KeyboardInterrupt):
         run(model_dir, out, song, "--force")
     assert {p.name: p.read_bytes() for p in (out / "song").iterdir()} == before
     assert sorted(p.name for p in out.iterdir()) == ["song"]  # no staging left
 
-    monkeypatch.setattr(audio_module, "save_audio", real_save)
+    monkeypatch.setattr(separation_module.sf, "SoundFile", real_soundfile)
     assert run(model_dir, out, song, "--force") == 0
     after = {p.name: p.read_bytes() for p in (out / "song").iterdir()}
     assert after["notes.txt"] == b"mine"
@@ -130,26 +134,26 @@ def test_full_disk_is_reported_per_file_and_the_batch_goes_on(
     inputs.mkdir()
     write(inputs / "a-big.wav")
     write(inputs / "b-small.wav")
-    real_write = audio_module.sf.write
-
-    def disk_full_for_big(file, *args, **kwargs):
-        if "a-big" in str(capsys_track[0]):
-            with open(file, "wb") as handle:  # half a file, then the disk is full
-                handle.write(b"RIFF")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(file, *args, **kwargs)
-
-    capsys_track = [""]
-    real_write_stems = audio_module.write_stems
-
-    def tracking_write_stems(folder, *args, **kwargs):
-        capsys_track[0] = str(folder)
-        return real_write_stems(folder, *args, **kwargs)
-
     import modeling_tfswa.separation as separation_module
 
-    monkeypatch.setattr(audio_module.sf, "write", disk_full_for_big)
-    monkeypatch.setattr(separation_module, "write_stems", tracking_write_stems)
+    # Files at the model's rate are streamed through soundfile.SoundFile (separation.py); the
+    # track being separated is the one whose header separate_file read last.
+    real_soundfile, real_info = separation_module.sf.SoundFile, separation_module.audio_info
+    capsys_track = [""]
+
+    def tracking_info(path):
+        capsys_track[0] = str(path)
+        return real_info(path)
+
+    class DiskFullForBig(real_soundfile):
+        def write(self, data):
+            if "a-big" in capsys_track[0]:  # part of a file written, then the disk is full
+                super().write(data[:10])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().write(data)
+
+    monkeypatch.setattr(separation_module.sf, "SoundFile", DiskFullForBig)
+    monkeypatch.setattr(separation_module, "audio_info", tracking_info)
     out = tmp_path / "out"
     assert run(model_dir, out, inputs) == 1
     err = capsys.readouterr().err

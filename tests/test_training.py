@@ -67,7 +67,7 @@ def test_loss_decreases_on_a_fixed_batch_and_outputs_are_written(tmp_path):
     assert sum(losses[-3:]) / 3 < 0.9 * losses[0]
     out = result.output_dir
     for name in ("best", "last"):
-        assert {"config.json", "model.safetensors", "README.md"} <= {
+        assert {"config.json", "model.safetensors", "README.md", "pipeline_tfswa.py"} <= {
             p.name for p in (out / name).iterdir()
         }
     assert [p.name for p in checkpoint_dirs(out)] == ["step_00000006", "step_00000012"]
@@ -76,6 +76,9 @@ def test_loss_decreases_on_a_fixed_batch_and_outputs_are_written(tmp_path):
     assert set(result.validation) >= {"loss", "sdr/vocals", "sdr/accompaniment", "sdr_gain/vocals"}
     model = TFSWAUNet.from_pretrained(out / "last")
     assert model.config.stems == ["vocals", "accompaniment"] and model.config.sample_rate == SR
+    # The separation segment is the training segment (configs/tiny.yaml: data.segment_seconds).
+    saved = json.loads((out / "best" / "config.json").read_text())
+    assert saved["segment_seconds"] == model.config.segment_seconds == 0.25
 
 
 def test_resumed_run_reaches_the_same_weights(tmp_path):

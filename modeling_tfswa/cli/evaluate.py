@@ -17,6 +17,7 @@ from data_scripts.musdb import load_stem_split, parse_stem_set, stem_set_for
 
 from ..evaluation import ORACLE_MASKS, evaluate_separator, load_separator
 from ..evaluation.workers import terminate_on_sigterm
+from .options import add_separation_flags, separation_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,12 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=2, help="museval processes (0: in this process)"
     )
     parser.add_argument("--frame-seconds", type=float, default=1.0, help="BSSEval frame length")
-    group = parser.add_argument_group("model separation (apply_model)")
-    group.add_argument("--segment", type=float, default=None, help="segment length in seconds")
-    group.add_argument("--overlap", type=float, default=0.25)
-    group.add_argument("--shifts", type=int, default=0, help="random-shift test-time augmentation")
-    group.add_argument("--batch-size", type=int, default=4)
-    group.add_argument("--device", default=None, help="e.g. cpu, cuda")
+    add_separation_flags(parser)
     group = parser.add_argument_group("oracles")
     group.add_argument("--stems", nargs="+", default=None, help="oracle stems (default 4 stems)")
     group.add_argument("--n-fft", type=int, default=None, help="oracle STFT size (default 2048)")
@@ -72,30 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     (one line `error: ...`; `--debug` or `TFSWA_DEBUG=1` for the traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    options = separation_options(args, parser)
     if args.model not in ORACLE_MASKS and (args.stems or args.n_fft or args.hop_length):
         print("error: --stems/--n-fft/--hop-length are for oracles", file=sys.stderr)
         return 2
     if args.workers < 0:
         print(f"error: --workers must be >= 0, got {args.workers}", file=sys.stderr)
         return 2
-    return run_command(lambda: evaluate(args), args.debug)
+    return run_command(lambda: evaluate(args, options), args.debug)
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """The command's work (see [`main`]); SIGTERM ends it, and its workers, cleanly."""
+def evaluate(args: argparse.Namespace, options: dict) -> int:
+    """The command's work (see [`main`]; `options`: the separation group's values); SIGTERM ends
+    it, and its workers, cleanly."""
     if args.model in ORACLE_MASKS:
         separator = load_separator(
             args.model, stems=args.stems, n_fft=args.n_fft, hop_length=args.hop_length
         )
     else:
-        separator = load_separator(
-            args.model,
-            segment_seconds=args.segment,
-            overlap=args.overlap,
-            shifts=args.shifts,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
+        separator = load_separator(args.model, **options)
     stem_set = args.stem_set if args.stem_set is not None else stem_set_for(separator.stems)
     dataset, broken = load_stem_split(args.root, stem_set, args.split, cache_dir=args.cache_dir)
     with terminate_on_sigterm():

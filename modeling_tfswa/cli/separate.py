@@ -23,7 +23,8 @@ from data_scripts.clitools import add_debug_flag, describe, run_command
 
 from ..audio import AUDIO_FORMATS, CLIP_MODES, SUBTYPES, AudioError, find_audio_files
 from ..fileio import clean_stale_temporaries
-from ..separation import DEFAULT_SEGMENT_SECONDS, Separator, separate_file, track_folder_name
+from ..separation import Separator, separate_file, track_folder_name
+from .options import add_separation_flags, separation_options
 
 OUTPUT_FORMATS = ("wav", "flac")
 
@@ -61,17 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "none (default: rescale for PCM, none for FLOAT)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite existing stem files")
-    group = parser.add_argument_group("separation (apply_model)")
-    group.add_argument(
-        "--segment",
-        type=float,
-        default=None,
-        help=f"segment length in seconds (default {DEFAULT_SEGMENT_SECONDS})",
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write <track>/spectrograms.png (mixture and each stem, one dB scale)",
     )
-    group.add_argument("--overlap", type=float, default=0.25, help="segment overlap in [0, 1)")
-    group.add_argument("--shifts", type=int, default=0, help="random-shift test-time passes")
-    group.add_argument("--batch-size", type=int, default=4, help="segments per forward pass")
-    group.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cpu)")
+    add_separation_flags(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_debug_flag(parser)
     return parser
@@ -82,30 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.format == "flac" and args.subtype == "FLOAT":
         parser.error("FLAC cannot store FLOAT samples; use --subtype PCM_16/PCM_24 or --format wav")
-    if not 0 <= args.overlap < 1:
-        parser.error(f"--overlap must be in [0, 1), got {args.overlap}")
-    for option in ("shifts", "batch_size"):
-        if getattr(args, option) < (0 if option == "shifts" else 1):
-            parser.error(f"--{option.replace('_', '-')} is out of range")
-    if args.segment is not None and args.segment <= 0:
-        parser.error(f"--segment must be > 0, got {args.segment}")
-
-    return run_command(lambda: separate_inputs(parser, args), args.debug)
+    options = separation_options(args, parser)
+    return run_command(lambda: separate_inputs(parser, args, options), args.debug)
 
 
-def separate_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def separate_inputs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, options: dict
+) -> int:
     """The command's work: load the model, then separate every input (a failing input is reported
-    and skipped). Returns 1 if any input failed."""
+    and skipped). Returns 1 if any input failed. `options`: the separation group's values."""
     try:
         separator = Separator.from_pretrained(
-            args.model,
-            device=args.device,
-            segment_seconds=args.segment,
-            overlap=args.overlap,
-            shifts=args.shifts,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-            revision=args.revision,
+            args.model, revision=args.revision, progress=not args.no_progress, **options
         )
     except Exception as error:  # noqa: BLE001 - truncated, pickled, missing... one line for all
         raise OSError(f"cannot load model {args.model!r}: {describe(error)}") from error
@@ -136,6 +120,7 @@ def separate_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -
                 subtype=args.subtype,
                 clip=args.clip,
                 overwrite=args.force,
+                plot=args.plot,
             )
         except (AudioError, OSError, ValueError) as error:  # reported; the next file may work
             failures.append(str(error))

@@ -4,7 +4,7 @@ masking baselines. One module per concern:
 
 - `bsseval`: the museval adapter ([`bsseval_track`], [`save_track_scores`], [`track_medians`]).
 - `oracles`: ideal ratio / binary masks and [`OracleSeparator`].
-- `separators`: [`ModelSeparator`] (a trained model through `apply_model`) and [`load_separator`].
+- `separators`: [`ModelSeparator`] (a trained model through `Separator`) and [`load_separator`].
 - `scoring`: per-track scores ([`fast_scores`]), their aggregation, [`EvaluationResult`].
 - `workers`: the museval worker processes, which end with their parent.
 - `runner`: [`evaluate_separator`] (broken tracks reported, finished tracks reused on a rerun).

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from data_scripts.musdb import MIXTURE
+
 from ..fileio import child_path, safe_name, write_text_atomic
 from .oracles import OracleSeparator
 from .reports import write_reports
@@ -38,10 +40,13 @@ class TrackError(ValueError):
     """A problem with one track (reported in the results; the other tracks are still scored)."""
 
 
+def _columns(stems: Sequence[str]) -> list[str]:
+    """The dataset columns evaluation reads."""
+    return ["name", MIXTURE, "sample_rate", *stems]
+
+
 def _check_dataset(dataset, stems: Sequence[str]) -> None:
-    missing = [
-        c for c in ("name", "mixture", "sample_rate", *stems) if c not in dataset.column_names
-    ]
+    missing = [c for c in _columns(stems) if c not in dataset.column_names]
     if missing:
         raise ValueError(
             f"dataset lacks the columns {missing} (has {dataset.column_names}); build it with the "
@@ -191,7 +196,7 @@ def evaluate_separator(
         if unknown:
             raise ValueError(f"tracks {unknown} are not in the {split!r} split")
         indices = [i for i in indices if names[i] in set(tracks)]
-    rows = dataset.select_columns(["name", "mixture", "sample_rate", *stems]).with_format("numpy")
+    rows = dataset.select_columns(_columns(stems)).with_format("numpy")
     settings = run_settings(separator, dataset, split, fast, frame_seconds)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     results_dir = _prepare_output(output_dir, settings, split, force)

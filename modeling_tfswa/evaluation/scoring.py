@@ -3,14 +3,20 @@ their aggregation over tracks, and [`EvaluationResult`], what an evaluation retu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..metrics import csdr, framewise_sdr, median_over_frames, median_over_tracks, sdr
+from ..metrics import (
+    csdr,
+    framewise_sdr,
+    mean_ignoring_nan,
+    median_over_frames,
+    median_over_tracks,
+    sdr,
+)
 from .bsseval import BSSEVAL_METRICS
 
 #: Per-track scores: museval's (medians over frames) and the fast ones of `modeling_tfswa.metrics`.
@@ -117,8 +123,7 @@ def aggregate_tracks(
         for column in columns:
             values = np.array([track[stem][column] for track in tracks.values()], dtype=float)
             if TRACK_AGGREGATION[column] == "mean":
-                finite = values[~np.isnan(values)]
-                row[column] = float(finite.mean()) if finite.size else math.nan
+                row[column] = mean_ignoring_nan(values)
             else:
                 row[column] = float(median_over_tracks(values))
         aggregate[stem] = row

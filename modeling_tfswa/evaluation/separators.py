@@ -1,5 +1,5 @@
 """The separators evaluation runs: a trained model ([`ModelSeparator`], through
-`modeling_tfswa.separation.apply_model`) or an oracle, both behind [`load_separator`]."""
+`modeling_tfswa.separation.Separator`, the one separation path) or an oracle, both behind [`load_separator`]."""
 
 from __future__ import annotations
 
@@ -10,68 +10,61 @@ from dataclasses import dataclass
 import torch
 
 from ..configuration_tfswa import TFSWAConfig
-from ..separation import apply_model
+from ..separation import Separator
 from .oracles import ORACLE_MASKS, OracleSeparator
 
 
 @dataclass
 class ModelSeparator:
-    """A trained model run over full tracks with `modeling_tfswa.separation.apply_model`.
+    """A trained model's [`Separator`] (the one separation path) as an evaluation separator.
 
     Args:
-        model: a [`TFSWAUNet`] (or any model with `config.stems` / `config.sample_rate` /
-            `config.audio_channels` that `apply_model` accepts).
+        separator ([`Separator`]): the model and its separation options.
         name (`str`): name in the reports (the model's path or Hub id).
-        segment_seconds / overlap / shifts / batch_size / device: passed to `apply_model`.
     """
 
-    model: torch.nn.Module
+    separator: Separator
     name: str
-    segment_seconds: float | None = None
-    overlap: float = 0.25
-    shifts: int = 0
-    batch_size: int = 4
-    device: str | None = None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.separator.model
 
     @property
     def stems(self) -> list[str]:
-        return list(self.model.config.stems)
+        return self.separator.stems
 
     @property
     def sample_rate(self) -> int:
-        return self.model.config.sample_rate
+        return self.separator.sample_rate
 
     @property
     def audio_channels(self) -> int:
         return self.model.config.audio_channels
 
     def settings(self) -> dict:
-        """What its estimates depend on (for reusing results): the separation options, the
-        model's config and a hash of its weights (a model retrained at the same path differs)."""
+        """What its estimates depend on (for reusing results): the separation options (the
+        model's own segment and overlap when not given), the model's config and a hash of its
+        weights (a model retrained at the same path differs)."""
         digest = hashlib.sha256()
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(name.encode())
             flat = tensor.detach().cpu().contiguous().reshape(-1)
             digest.update(flat.view(torch.uint8).numpy().tobytes())
+        options = self.separator.options
+        config = self.model.config
         return {
-            "segment_seconds": self.segment_seconds,
-            "overlap": self.overlap,
-            "shifts": self.shifts,
-            "config": self.model.config.to_diff_dict(),
+            "segment_seconds": options["segment_seconds"] or config.segment_seconds,
+            "overlap": config.overlap if options["overlap"] is None else options["overlap"],
+            "shifts": options["shifts"],
+            "config": config.to_diff_dict(),
             "weights_sha256": digest.hexdigest(),
         }
 
     def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         """`(channels, samples)` -> `(stems, channels, samples)`; `references` is not looked at."""
-        return apply_model(
-            self.model,
-            mixture,
-            segment_seconds=self.segment_seconds,
-            overlap=self.overlap,
-            shifts=self.shifts,
-            batch_size=self.batch_size,
-            device=self.device,
-        )
+        stems = self.separator.separate_waveform(mixture, self.sample_rate, self.name)
+        return torch.stack([stems[stem] for stem in self.stems])
 
 
 def load_separator(
@@ -89,8 +82,8 @@ def load_separator(
         name_or_path (`str`): `"irm"`, `"irm2"`, `"ibm"`, a local model folder or a Hub id.
         stems (`Sequence[str]`, *optional*): oracle stems (defaults to `TFSWAConfig`'s 4 stems).
         n_fft / hop_length (`int`, *optional*): oracle STFT (defaults to `TFSWAConfig`'s).
-        separation_options: [`ModelSeparator`] options (segment_seconds, overlap, shifts,
-            batch_size, device).
+        separation_options: [`Separator`] options (segment_seconds, overlap, shifts, batch_size,
+            device, dtype).
     """
     if name_or_path in ORACLE_MASKS:
         defaults = TFSWAConfig()
@@ -103,7 +96,5 @@ def load_separator(
         )
     if stems or n_fft or hop_length:
         raise ValueError("stems, n_fft and hop_length only apply to oracles; a model has its own")
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(name_or_path).eval()
-    return ModelSeparator(model=model, name=name_or_path, **separation_options)
+    separator = Separator.from_pretrained(name_or_path, **separation_options)
+    return ModelSeparator(separator=separator, name=name_or_path)

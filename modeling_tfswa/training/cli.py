@@ -8,6 +8,7 @@ from pathlib import Path
 
 from data_scripts.clitools import run_command
 
+from ..metrics import metric_name
 from .config import config_from_argv
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def _train_and_demo(argv: list[str], default_config: str | Path | None) -> int:
             print(
                 "Validation SDR (dB): "
                 + ", ".join(
-                    f"{s} {result.validation[f'sdr/{s}']:.2f} "
-                    f"(mixture {result.validation[f'sdr_mixture/{s}']:.2f})"
+                    f"{s} {result.validation[metric_name('sdr', s)]:.2f} "
+                    f"(mixture {result.validation[metric_name('sdr_mixture', s)]:.2f})"
                     for s in model.config.stems
                 )
             )

@@ -41,18 +41,33 @@ class DataConfig:
     """Where the audio comes from and how training / validation segments are cut.
 
     Attributes:
-        source: `"synthetic"` (the project's generated MUSDB18-HQ-layout songs, created in `root`
-            on first use) or `"musdb18hq"` (a MUSDB18-HQ folder at `root`); the registry is
-            `modeling_tfswa.training.data.DATASET_ROOTS`.
+        source: `"rendered"` (songs of the project's composer rendered through SoundFont
+            instruments with production, `data_scripts.render`, created in `root` on first use),
+            `"synthetic"` (the project's additive-synthesis songs, created in `root` on first use)
+            or `"musdb18hq"` (a MUSDB18-HQ folder at `root`); the registry is
+            `modeling_tfswa.training.data.DATASET_ROOTS`. Ignored when `sources` is given.
         root: dataset folder.
+        sources: several datasets at once, each `{source: name, root: folder, weight: w}` plus any
+            other `data` key for that source alone (e.g. `synthetic_train_songs: 40`); a training
+            example comes from source i with probability w_i / sum(w); validation uses all. E.g.
+            `sources: [{source: musdb18hq, root: data/musdb18hq, weight: 1}, {source: rendered,
+            root: data/rendered, weight: 1}]`. Empty: `source` and `root` alone.
         stem_set: how the dataset composes the model's stems: `"vocals-accompaniment"`,
             `"4stems"`, or a mapping `{stem: [source stems]}`. Its stem names must equal
             `model.stems` (checked at start-up).
         cache_dir: `datasets` cache folder (None: the library default).
         synthetic_train_songs, synthetic_validation_songs, synthetic_test_songs: songs per split
-            of a generated synthetic dataset (the demo mixture is the first test song).
-        synthetic_seconds: length of each generated synthetic song.
-        synthetic_seed: seed of the synthetic songs.
+            of a generated dataset, synthetic or rendered (the demo mixture is the first test song).
+        synthetic_seconds: length of each generated song.
+        synthetic_seed: seed of the generated songs.
+        render_soundfonts: SoundFonts of rendered songs (paths, or names in /usr/share/sounds/sf2),
+            one drawn per song.
+        render_vocal_engines: vocal engines of rendered songs (`data_scripts.vocals`), one drawn
+            per song.
+        render_mapping: changes to the rendered songs' General-MIDI-family -> stem mapping, e.g.
+            `{synth_lead: vocals}` (`data_scripts.render.resolve_mapping`).
+        render_midi_dir: render the `.mid` files of this folder instead of composed songs.
+        render_workers: rendering processes.
         segment_seconds: length of a training segment.
         samples_per_epoch: training segments drawn per epoch (segments are random: any number works).
         batch_size: training segments per batch and process.
@@ -66,6 +81,7 @@ class DataConfig:
 
     source: str = "synthetic"
     root: str = "data/synthetic"
+    sources: list[dict[str, Any]] = field(default_factory=list)
     stem_set: Any = "4stems"
     cache_dir: str | None = None
     synthetic_train_songs: int = 12
@@ -73,6 +89,11 @@ class DataConfig:
     synthetic_test_songs: int = 1
     synthetic_seconds: float = 10.0
     synthetic_seed: int = 0
+    render_soundfonts: list[str] = field(default_factory=lambda: ["FluidR3_GM.sf2"])
+    render_vocal_engines: list[str] = field(default_factory=lambda: ["soundfont"])
+    render_mapping: dict[str, str] = field(default_factory=dict)
+    render_midi_dir: str | None = None
+    render_workers: int = 2
     segment_seconds: float = 6.0
     samples_per_epoch: int = 4000
     batch_size: int = 4
@@ -182,6 +203,8 @@ class TrainingConfig:
         keep_last: resumable checkpoints kept (older ones are deleted).
         resume: `None`, `"latest"` (the newest checkpoint in `output_dir`, or a fresh start when
             there is none) or a checkpoint folder.
+        init_from: fine-tuning: a saved model folder or Hub id whose weights start the run (not its
+            optimizer or schedule); with other stems, its trunk is loaded and the mask head is new.
         push_to_hub: push the saved model folder to the Hub at each checkpoint (in the background).
         hub_model_id: Hub repository `user/name` to push to.
         hub_private: create the Hub repository as private (the default; `--hub_private false`
@@ -206,15 +229,17 @@ class TrainingConfig:
     save_every: int = 2000
     keep_last: int = 3
     resume: str | None = None
+    init_from: str | None = None
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = True
     demo: bool = False
 
     def model_config(self) -> TFSWAConfig:
-        """The model configuration, built (and validated) from the `model` section."""
+        """The model configuration, built (and validated) from the `model` section, with the
+        separation segment length set to the training segment length (`data.segment_seconds`)."""
         try:
-            return TFSWAConfig(**self.model)
+            return TFSWAConfig(**self.model, segment_seconds=self.data.segment_seconds)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model: {error}") from error
 
@@ -247,6 +272,9 @@ class TrainingConfig:
         if data.source not in DATASET_ROOTS:
             fail("data.source", f"must be one of {sorted(DATASET_ROOTS)}, got {data.source!r}")
         _check_stem_set(data.stem_set, self.model_config().stems)
+        from .data import resolve_sources
+
+        resolve_sources(self)  # each entry of data.sources: known source, keys and weight
         for key in ("segment_seconds", "validation_segment_seconds", "synthetic_seconds"):
             if getattr(data, key) <= 0:
                 fail(f"data.{key}", f"must be positive, got {getattr(data, key)}")
@@ -315,6 +343,10 @@ def parse_value(text: str) -> Any:
 
 def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
     accepted = set(inspect.signature(TFSWAConfig.__init__).parameters) - {"self", "kwargs"}
+    if "segment_seconds" in model:
+        raise ConfigError(
+            f"{where}.segment_seconds: set data.segment_seconds (the model's is the training length)"
+        )
     unknown = sorted(set(model) - accepted)
     if unknown:
         raise ConfigError(

@@ -11,13 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from data_scripts.pipeline import SILENCE_POWER
+
+from ..metrics import metric_name
+from ..spectral import stft
 from .config import LossConfig
 
 #: Floor of magnitudes before the log of the log-magnitude loss.
 LOG_EPS = 1e-7
-#: Mean square (1e-6: -60 dBFS, the data pipeline's silence level) below which a reference
-#: waveform counts as silent, where spectral convergence is undefined.
-SILENT_POWER = 1e-6
 
 
 def _float32(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -41,18 +42,7 @@ def magnitude(waveform: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tens
     Returns:
         `torch.Tensor` of shape `(..., n_fft // 2 + 1, frames)`.
     """
-    leading, length = waveform.shape[:-1], waveform.shape[-1]
-    with torch.autocast(device_type=waveform.device.type, enabled=False):
-        spec = torch.stft(
-            waveform.reshape(-1, length).float(),
-            n_fft=n_fft,
-            hop_length=hop_length,
-            window=torch.hann_window(n_fft, device=waveform.device),
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )
-    return spec.abs().reshape(*leading, *spec.shape[-2:])
+    return stft(waveform, n_fft, hop_length).abs()
 
 
 def waveform_l1(estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
@@ -94,9 +84,10 @@ def stft_loss(
     ref = magnitude(references, n_fft, n_fft // 4)
     error_norm = (ref - est).square().sum(dim=(2, 3, 4)).sqrt()  # (B, S)
     ref_norm = ref.square().sum(dim=(2, 3, 4)).sqrt()
-    # Undefined for a silent reference (it would explode): such examples are left out of this
-    # term (the log-magnitude and L1 terms still see them).
-    audible = references.detach().float().square().mean(dim=(2, 3)) > SILENT_POWER  # (B, S)
+    # Undefined for a silent reference (it would explode; silent: below the data pipeline's
+    # SILENCE_POWER, -60 dBFS): such examples are left out of this term (the log-magnitude and L1
+    # terms still see them).
+    audible = references.detach().float().square().mean(dim=(2, 3)) > SILENCE_POWER  # (B, S)
     ratio = torch.where(audible, error_norm / ref_norm.clamp_min(LOG_EPS), 0.0)
     convergence = ratio.sum(dim=0) / audible.sum(dim=0).clamp_min(1)
     log_mag = (ref.clamp_min(LOG_EPS).log() - est.clamp_min(LOG_EPS).log()).abs()
@@ -153,7 +144,7 @@ class SeparationLoss(nn.Module):
             total = total + self.weights[name] * per_stem.mean()
             out[name] = per_stem.mean().detach()
             for stem, value in zip(self.stems, per_stem.detach()):
-                out[f"{name}/{stem}"] = value
+                out[metric_name(name, stem)] = value
         out["total"] = total
         return out
 

@@ -36,22 +36,23 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from data_scripts.pipeline import SILENCE_POWER
+
 from ..fileio import publish_folder, write_text_atomic, write_via_temporary
-from ..metrics import sdr
+from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
 from .augment import Augmenter
 from .config import TrainingConfig, save_config
 from .ema import EMA
 from .hub import HubPusher
+from .init import init_from_pretrained
 from .losses import SeparationLoss
+from .model_card import write_model_card
 from .run_folder import hold_run_folder, load_run_state, save_run_state
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step_"
-#: Mean square below which a validation reference counts as silent (-60 dBFS, the data pipeline's
-#: silence level; recordings keep a noise floor below it): its SDR says nothing about separation.
-SILENCE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,54 +135,6 @@ def replace_dir(tmp: Path, final: Path) -> None:
     publish_folder(tmp, final)
 
 
-def write_model_card(folder: Path, config: TrainingConfig, metrics: dict[str, float], step: int):
-    """README.md of a saved model: what it separates, how it was trained, its validation scores."""
-    model_config = config.model_config()
-    stems = model_config.stems
-    rows = "\n".join(
-        f"| {stem} | {metrics.get(f'sdr/{stem}', float('nan')):.2f} | "
-        f"{metrics.get(f'sdr_gain/{stem}', float('nan')):.2f} |"
-        for stem in stems
-    )
-    text = f"""---
-library_name: transformers
-tags: [audio, music-source-separation, tfswa-unet]
-pipeline_tag: audio-to-audio
----
-
-# TFSWA-UNet ({", ".join(stems)})
-
-Music source separation with TFSWA-UNet: a U-Net of time-frequency shifted-window attention blocks
-estimating complex masks on the STFT of a {model_config.audio_channels}-channel mixture at
-{model_config.sample_rate} Hz. Stems: {", ".join(stems)}.
-
-```python
-import modeling_tfswa  # registers the model with AutoModel
-from transformers import AutoModel
-model = AutoModel.from_pretrained("path/or/hub-id")  # or trust_remote_code=True without the package
-stems = model(mixture).waveforms  # (batch, channels, samples) -> (batch, stems, channels, samples)
-```
-
-## Training
-
-Data: `{config.data.source}` (`{config.data.stem_set}`), {config.data.segment_seconds}-s segments,
-batch {config.data.batch_size} per process; AdamW lr {config.optim.lr}, weight decay
-{config.optim.weight_decay}, cosine schedule with {config.optim.warmup_steps} warm-up steps, gradient
-clipping {config.optim.max_grad_norm}; EMA decay {config.ema_decay} (these are the EMA weights).
-Trained for {step} optimizer steps.
-
-## Validation (segment SDR, dB; gain over the unprocessed mixture)
-
-| stem | SDR | SDR gain |
-|---|---|---|
-{rows}
-
-Validation SDRs are global SDRs of validation segments, median over segments, a quick training
-signal; use `modeling_tfswa.evaluation` (museval, MUSDB18 protocol) for publishable numbers.
-"""
-    (folder / "README.md").write_text(text)
-
-
 def save_model(
     model: TFSWAUNet,
     ema: EMA | None,
@@ -198,7 +151,7 @@ def save_model(
             model.save_pretrained(tmp)
     else:
         model.save_pretrained(tmp)
-    write_model_card(tmp, config, metrics, step)
+    write_model_card(tmp, config, metrics, step)  # README.md
     replace_dir(tmp, folder)
 
 
@@ -212,8 +165,12 @@ def plot_history(history: list[dict], stems: list[str], path: Path) -> None:
     steps = [h["step"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for stem in stems:
-        (line,) = left.plot(steps, [h[f"sdr/{stem}"] for h in history], marker="o", label=stem)
-        left.axhline(history[-1][f"sdr_mixture/{stem}"], ls=":", lw=1, color=line.get_color())
+        (line,) = left.plot(
+            steps, [h[metric_name("sdr", stem)] for h in history], marker="o", label=stem
+        )
+        left.axhline(
+            history[-1][metric_name("sdr_mixture", stem)], ls=":", lw=1, color=line.get_color()
+        )
     left.set(xlabel="step", ylabel="SDR (dB)", title="validation SDR (dotted: mixture)")
     left.legend()
     right.plot(steps, [h["loss"] for h in history], marker="o", color="black")
@@ -290,7 +247,8 @@ def evaluate(
         )
         score = sdr(references, estimates)  # (B, S), float64
         baseline = sdr(references, mixture.float()[:, None].expand_as(references))
-        audible = references.square().mean(dim=(2, 3)) > SILENCE
+        # A silent reference (below -60 dBFS): its SDR says nothing about separation.
+        audible = references.square().mean(dim=(2, 3)) > SILENCE_POWER
         gathered = accelerator.gather_for_metrics((per_example, score, baseline, audible))
         for bucket, value in zip((losses, scores, baselines, active), gathered):
             bucket.append(value.cpu())
@@ -304,10 +262,10 @@ def evaluate(
 
     for s, stem in enumerate(stems):
         keep = audible[:, s]
-        metrics[f"sdr/{stem}"] = audible_median(score[:, s], keep)
-        metrics[f"sdr_mixture/{stem}"] = audible_median(baseline[:, s], keep)
-        metrics[f"sdr_gain/{stem}"] = audible_median(score[:, s] - baseline[:, s], keep)
-    metrics["sdr"] = float(np.nanmean([metrics[f"sdr/{stem}"] for stem in stems]))
+        metrics[metric_name("sdr", stem)] = audible_median(score[:, s], keep)
+        metrics[metric_name("sdr_mixture", stem)] = audible_median(baseline[:, s], keep)
+        metrics[metric_name("sdr_gain", stem)] = audible_median(score[:, s] - baseline[:, s], keep)
+    metrics["sdr"] = mean_ignoring_nan([metrics[metric_name("sdr", stem)] for stem in stems])
     return metrics
 
 
@@ -450,6 +408,8 @@ def prepare_run(
     model_config = config.model_config()
     if model is None:
         model = TFSWAUNet(model_config)
+        if config.init_from:
+            init_from_pretrained(model, config.init_from)  # fine-tuning: weights only
     stems = list(model.config.stems)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()  # every transformers 5.x has it
@@ -552,7 +512,7 @@ def validate(run: Run) -> dict[str, float]:
     run.accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state.step)
     run.accelerator.print(
         f"step {state.step}: validation loss {metrics['loss']:.4f}, SDR "
-        + ", ".join(f"{s} {metrics[f'sdr/{s}']:.2f} dB" for s in stems)
+        + ", ".join(f"{s} {metrics[metric_name('sdr', s)]:.2f} dB" for s in stems)
     )
     if metrics["sdr"] > state.best_sdr:
         state.best_sdr = metrics["sdr"]
