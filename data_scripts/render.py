@@ -32,7 +32,6 @@ Songs render in ``workers`` processes (each loads its SoundFonts once).
 from __future__ import annotations
 
 import ctypes
-import glob
 import hashlib
 import json
 import os
@@ -48,7 +47,14 @@ import numpy as np
 import soundfile as sf
 
 from data_scripts import production
-from data_scripts.synthetic import SOURCES, SPLIT_IDS, _write_track, plot_song
+from data_scripts.fileio import (
+    clean_stale_temporaries,
+    publish_folder,
+    safe_name,
+    staging_folder,
+    write_text_atomic,
+)
+from data_scripts.synthetic import SOURCES, SPLIT_IDS, plot_song
 
 SAMPLE_RATE = 44100
 MANIFEST_NAME = "render_manifest.json"
@@ -429,12 +435,6 @@ class RenderSpec:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _safe_name(text: str) -> str:
-    """A track folder name from a file name we did not choose: stays inside its folder."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "song"
-    return name[:100]
-
-
 def plan_jobs(spec: RenderSpec) -> list[tuple[str, str, str]]:
     """(split, track name, source) of every song: ``composer:<index>`` or a MIDI file path."""
     if spec.midi_dir is None:
@@ -467,7 +467,7 @@ def plan_jobs(spec: RenderSpec) -> list[tuple[str, str, str]]:
             if u < spec.validation_fraction + spec.test_fraction
             else "train"
         )
-        name = _safe_name(str(rel.with_suffix("")))
+        name = safe_name(str(rel.with_suffix("")))
         while name in seen:
             name += "_"
         seen.add(name)
@@ -515,12 +515,6 @@ def song_complete(directory: Path, spec: RenderSpec) -> bool:
     return len(frames) == 1
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def _work(args) -> tuple[str, str, str, dict | None, str | None]:
     """Render and write one song (in a worker): (split, name, source, manifest, skip reason)."""
     spec, root, split, name, source = args
@@ -529,8 +523,16 @@ def _work(args) -> tuple[str, str, str, dict | None, str | None]:
     except SongSkipped as err:
         return split, name, source, None, str(err)
     directory = Path(root) / split / name
-    _write_track(directory, song)
-    _write_json(directory / SONG_MANIFEST, manifest)  # last: marks the song complete
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_folder(directory.parent)  # the song appears whole or not at all
+    try:
+        for stem, audio in song.items():
+            sf.write(staging / f"{stem}.wav", audio, SAMPLE_RATE, subtype="FLOAT")
+        (staging / SONG_MANIFEST).write_text(json.dumps(manifest, indent=2))
+        publish_folder(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return split, name, source, manifest, None
 
 
@@ -576,10 +578,8 @@ def ensure_rendered_dataset(
     todo = [
         (spec, str(root), *job) for job in jobs if not song_complete(root / job[0] / job[1], spec)
     ]
-    for split, name, _ in jobs:  # temporary folders of a killed run (never read: dot names)
-        for leftover in (root / split).glob(f".{glob.escape(name)}.*"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
+    for split in SPLIT_IDS:  # staging folders of a killed run (hidden names, never read)
+        clean_stale_temporaries(root / split)
     results: dict[str, dict] = {}
     for split, name, _ in jobs:
         if song_complete(root / split / name, spec):
@@ -609,10 +609,10 @@ def ensure_rendered_dataset(
             log(f"warning: stem {stem!r} is silent in every rendered song under {root}")
     if not tracks:
         raise RenderError(f"no song could be rendered into {root} ({len(skipped)} skipped)")
-    _write_json(
+    write_text_atomic(
         manifest_path,
-        {"key": spec.key(), "spec": asdict(spec), "sample_rate": SAMPLE_RATE, "sources": list(SOURCES),
-         "tracks": tracks, "skipped": skipped},
+        json.dumps({"key": spec.key(), "spec": asdict(spec), "sample_rate": SAMPLE_RATE, "sources": list(SOURCES),
+         "tracks": tracks, "skipped": skipped}, indent=2),
     )  # fmt: skip
     return root
 

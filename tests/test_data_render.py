@@ -150,7 +150,7 @@ def test_resumes_after_a_kill_and_rerenders_only_what_is_missing(tmp_path, monke
     assert len(done) == 2
     stamps = {p: (p / "mixture.wav").stat().st_mtime_ns for p in done}
     # A half-written song folder left by the kill is hidden (a dot name) and replaced.
-    (root / "train" / ".rendered-train-0002.x1y2z3").mkdir()
+    (root / "train" / ".tfswa-tmp-999999999-abc123").mkdir()
     calls.clear()
     monkeypatch.setattr(render, "render_job", lambda *a: calls.append(a) or real(*a))
     ensure_rendered_dataset(root, spec, workers=1, progress=False)
