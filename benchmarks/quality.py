@@ -62,80 +62,45 @@ from modeling_tfswa.separation import Separator, apply_model
 from modeling_tfswa.training.config import load_config
 from modeling_tfswa.training.trainer import train
 
+#: The quickstart's STFT and size (`tfswa-unet` before the benchmark): the experiments below change
+#: one thing each against it.
+_SMALL = {
+    "n_fft": 1024,
+    "hop_length": 256,
+    "patch_size": [1, 8],
+    "dims": [16, 32],
+    "depths": [1, 1],
+    "decoder_depths": [1],
+    "num_heads": [1, 2],
+    "tf_attention_stages": [False, True],
+    "drop_path_rate": 0.0,
+}
 #: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
 #: `tfswa-unet` is the recommendation for a CPU budget of minutes; the others are the experiments
 #: of the README's variant table.
 TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default": {},
-    "tfswa-unet": {
-        "n_fft": 2048,
-        "hop_length": 512,
-        "patch_size": [1, 8],
-        "dims": [16, 32],
-        "depths": [1, 1],
-        "decoder_depths": [1],
-        "num_heads": [1, 2],
-        "tf_attention_stages": [False, True],
-        "drop_path_rate": 0.0,
-    },  # fmt: skip
+    "tfswa-unet": {**_SMALL, "n_fft": 2048, "hop_length": 512},
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
     "tfswa-unet-3stage": {
-        "n_fft": 1024,
-        "hop_length": 256,
-        "patch_size": [1, 8],
+        **_SMALL,
         "dims": [16, 32, 64],
         "depths": [1, 1, 1],
         "decoder_depths": [1, 1],
         "num_heads": [1, 2, 4],
         "tf_attention_stages": [False, True, True],
-        "drop_path_rate": 0.0,
-    },  # fmt: skip
-    "tfswa-unet-wide": {
-        "n_fft": 1024,
-        "hop_length": 256,
-        "patch_size": [1, 8],
-        "dims": [32, 64],
-        "depths": [1, 1],
-        "decoder_depths": [1],
-        "num_heads": [2, 4],
-        "tf_attention_stages": [False, True],
-        "drop_path_rate": 0.0,
-    },  # fmt: skip
-    "tfswa-unet-nfft1024": {  # the quickstart's STFT and size (`tfswa-unet` before the benchmark)
-        "n_fft": 1024,
-        "hop_length": 256,
-        "patch_size": [1, 8],
-        "dims": [16, 32],
-        "depths": [1, 1],
-        "decoder_depths": [1],
-        "num_heads": [1, 2],
-        "tf_attention_stages": [False, True],
-        "drop_path_rate": 0.0,
-    },  # fmt: skip
-    "tfswa-unet-ratio": {
-        "n_fft": 1024,
-        "hop_length": 256,
-        "patch_size": [1, 8],
-        "dims": [16, 32],
-        "depths": [1, 1],
-        "decoder_depths": [1],
-        "num_heads": [1, 2],
-        "tf_attention_stages": [False, True],
-        "drop_path_rate": 0.0,
-        "mask_type": "ratio",
-    },  # fmt: skip
+    },
+    "tfswa-unet-wide": {**_SMALL, "dims": [32, 64], "num_heads": [2, 4]},
+    "tfswa-unet-nfft1024": _SMALL,
+    "tfswa-unet-ratio": {**_SMALL, "mask_type": "ratio"},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
+        **_SMALL,
         "n_fft": 256,
         "hop_length": 64,
         "patch_size": [1, 4],
         "dims": [8, 16],
-        "depths": [1, 1],
-        "decoder_depths": [1],
-        "num_heads": [1, 2],
         "window_size": [4, 4],
-        "tf_attention_stages": [False, True],
-        "drop_path_rate": 0.0,
     },
 }
 DEFAULT_MODELS = ["tfswa-unet", "tfswa-unet-default", *PEERS]
