@@ -52,6 +52,7 @@ from benchmarks.peers import MUSDB_STEMS, PEERS, build_peer
 from data_scripts.musdb import stem_set_for
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
 from modeling_tfswa.evaluation import (
+    MixtureSeparator,
     ModelSeparator,
     OracleSeparator,
     aggregate_tracks,
@@ -93,6 +94,24 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-wide": {**_SMALL, "dims": [32, 64], "num_heads": [2, 4]},
     "tfswa-unet-nfft1024": _SMALL,
     "tfswa-unet-ratio": {**_SMALL, "mask_type": "ratio"},
+    # Experiments against `tfswa-unet` (n_fft 2048): coarser patches in time, then width.
+    "tfswa-unet-p2x8": {**_SMALL, "n_fft": 2048, "hop_length": 512, "patch_size": [2, 8]},
+    "tfswa-unet-p2x8-wide": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "patch_size": [2, 8],
+        "dims": [32, 64],
+        "num_heads": [2, 4],
+    },
+    "tfswa-unet-p1x16-wide": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "patch_size": [1, 16],
+        "dims": [32, 64],
+        "num_heads": [2, 4],
+    },
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,
@@ -174,21 +193,6 @@ def save_weights(model, ema, folder: Path, config, metrics: dict, step: int) -> 
     else:
         write_via_temporary(folder / "model.safetensors", write)
     write_text_atomic(folder / "metrics.json", json.dumps({"step": step, **metrics}, indent=1))
-
-
-class MixtureSeparator:
-    """The mixture as the estimate of every stem: the floor any separator must beat."""
-
-    name = "mixture"
-
-    def __init__(self, stems: list[str], sample_rate: int = 44100):
-        self.stems, self.sample_rate = list(stems), sample_rate
-
-    def settings(self) -> dict:
-        return {}
-
-    def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-        return mixture.unsqueeze(0).expand(len(self.stems), *mixture.shape).clone()
 
 
 def load_test_sets(args) -> dict[str, object]:
