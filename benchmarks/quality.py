@@ -296,20 +296,49 @@ def run_model(name: str, args) -> dict:
     return summary(name, model, result, scores, speed, curve, args.stems)
 
 
+#: Options that do not change a model's result (where it runs, which others run beside it).
+_NOT_IN_RESULT = ("models", "jobs", "out", "data_dir", "force")
+
+
+def result_key(name: str, args) -> dict:
+    """What one model's result depends on: its build and the shared recipe, budget and test sets.
+    A finished result in `OUT/results/NAME.json` with the same key is reused on a rerun."""
+    options = {k: v for k, v in vars(args).items() if k not in _NOT_IN_RESULT}
+    options = json.loads(json.dumps(options, default=str))  # paths as strings
+    build = TFSWA_VARIANTS[name] if name in TFSWA_VARIANTS else PEERS[name].build.__name__
+    return {"model": name, "build": build, "options": options}
+
+
 def run_models(args) -> dict[str, dict]:
-    """Every available model of `args.models`, `args.jobs` at a time (separate processes)."""
-    names = []
+    """Every available model of `args.models`, `args.jobs` at a time (separate processes); a model
+    whose result for the same settings is in `OUT/results/` is not trained again (`--force` does)."""
+    names, results = [], {}
     for name in args.models:
+        path = args.out / "results" / f"{name}.json"
+        stored = json.loads(path.read_text()) if path.is_file() and not args.force else {}
         if name in PEERS and not PEERS[name].available():
             print(f"quality: skipping {name}: pip package {PEERS[name].pip_name!r} not installed")
+        elif stored.get("key") == result_key(name, args):
+            print(f"quality: {name}: reusing the result in {path}")
+            results[name] = stored["result"]
         else:
             names.append(name)
+
+    def keep(name: str, result: dict) -> None:
+        path = args.out / "results" / f"{name}.json"
+        write_text_atomic(path, json.dumps({"key": result_key(name, args), "result": result}))
+        results[name] = result
+
     if args.jobs <= 1:
-        return {name: run_model(name, args) for name in names}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        futures = {name: pool.submit(run_model, name, args) for name in names}
-        return {name: future.result() for name, future in futures.items()}
+        for name in names:
+            keep(name, run_model(name, args))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            futures = {name: pool.submit(run_model, name, args) for name in names}
+            for name, future in futures.items():
+                keep(name, future.result())
+    return {name: results[name] for name in args.models if name in results}
 
 
 def train_history(output_dir: Path) -> list[dict]:
@@ -442,6 +471,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
     parser.add_argument("--museval", action="store_true", help="also museval's BSSEval v4")
+    parser.add_argument(
+        "--force", action="store_true", help="train again models whose result is in OUT/results"
+    )
     args = parser.parse_args(argv)
     if args.data_dir is None:
         args.data_dir = args.out / "data"
