@@ -104,6 +104,20 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
+    "tfswa-unet-perband": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "band_projections": "per_band",
+    },
+    "tfswa-unet-perband-wide": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "band_projections": "per_band",
+        "dims": [32, 64],
+        "num_heads": [2, 4],
+    },
     "tfswa-unet-p1x16-wide": {
         **_SMALL,
         "n_fft": 2048,
