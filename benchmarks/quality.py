@@ -104,19 +104,18 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
-    "tfswa-unet-perband": {
+    "tfswa-unet-tfall": {
         **_SMALL,
         "n_fft": 2048,
         "hop_length": 512,
-        "band_projections": "per_band",
+        "tf_attention_stages": [True, True],
     },
-    "tfswa-unet-perband-wide": {
+    "tfswa-unet-deep": {
         **_SMALL,
         "n_fft": 2048,
         "hop_length": 512,
-        "band_projections": "per_band",
-        "dims": [32, 64],
-        "num_heads": [2, 4],
+        "depths": [2, 2],
+        "decoder_depths": [2],
     },
     "tfswa-unet-p1x16-wide": {
         **_SMALL,
