@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from data_scripts.musdb import resolve_stem_set
 from modeling_tfswa import TFSWAConfig
 from modeling_tfswa.training.config import (
     ConfigError,
@@ -77,6 +78,32 @@ def test_flag_parsing():
 def test_shipped_configs_load(name):
     config = load_config(CONFIGS / name)
     assert config.model_config().num_stems >= 2
+    # Stems are stated once: the data's stem set follows model.stems.
+    assert config.data.stem_set is None
+    assert sorted(resolve_stem_set(config.stem_set())[1]) == sorted(config.model["stems"])
+
+
+def test_the_stem_set_follows_model_stems_unless_given():
+    def stem_set(**overrides):
+        return load_config(overrides=overrides).stem_set()
+
+    assert stem_set(**{"model.stems": ["accompaniment", "vocals"]}) == "vocals-accompaniment"
+    assert stem_set() == "4stems"  # TFSWAConfig's default stems
+    assert stem_set(**{"model.stems": ["drums", "vocals"]}) == {
+        "drums": ["drums"],
+        "vocals": ["vocals"],
+    }
+    # A grouping the stem names do not say is given once, in either grammar, and checked.
+    custom = {"model.stems": ["vocals", "rhythm", "other"]}
+    with pytest.raises(ConfigError, match="data.stem_set: not given.*rhythm"):
+        load_config(overrides=custom)
+    grouping = {"vocals": ["vocals"], "rhythm": ["drums", "bass"], "other": ["other"]}
+    for given in ("vocals=vocals,rhythm=drums+bass,other=other", grouping):
+        assert stem_set(**custom, **{"data.stem_set": given}) == grouping
+    with pytest.raises(ConfigError, match="gives stems.*make them name the same stems"):
+        load_config(overrides={**custom, "data.stem_set": "4stems"})
+    with pytest.raises(ConfigError, match="data.stem_set: unknown stem set 'five'"):
+        load_config(overrides={"data.stem_set": "five"})
 
 
 def test_saved_config_round_trips(tmp_path):

@@ -73,6 +73,13 @@ def test_resume_with_a_changed_model_is_refused_before_anything_is_written(tmp_p
     )
 
 
+def test_a_derived_stem_set_and_the_same_one_written_out_resume_alike(tmp_path):
+    train(tiny_config(tmp_path, max_steps=4, save_every=2), stop_after=2, **DATA)  # derived
+    same = {"data.stem_set": "vocals=vocals,accompaniment=drums+bass+other"}
+    result = train(tiny_config(tmp_path, max_steps=4, resume="latest", **same), **DATA)
+    assert result.step == 4
+
+
 def test_checkpoint_state_is_json_and_safetensors_and_pickles_are_not_loaded(tmp_path):
     train(tiny_config(tmp_path, max_steps=4, save_every=2), stop_after=2, **DATA)
     (checkpoint,) = checkpoint_dirs(tmp_path / "run")

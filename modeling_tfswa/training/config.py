@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from data_scripts.musdb import StemDatasetError, parse_stem_set, resolve_stem_set, stem_set_for
+
 from ..configuration_tfswa import TFSWAConfig
 from ..fileio import write_text_atomic
 
@@ -52,9 +54,14 @@ class DataConfig:
             example comes from source i with probability w_i / sum(w); validation uses all. E.g.
             `sources: [{source: musdb18hq, root: data/musdb18hq, weight: 1}, {source: rendered,
             root: data/rendered, weight: 1}]`. Empty: `source` and `root` alone.
-        stem_set: how the dataset composes the model's stems: `"vocals-accompaniment"`,
-            `"4stems"`, or a mapping `{stem: [source stems]}`. Its stem names must equal
-            `model.stems` (checked at start-up).
+        stem_set: how the dataset composes the model's stems. None (the default): derived from
+            `model.stems`, so a recipe states its stems once (`vocals-accompaniment` or `4stems`
+            when `model.stems` names one of those presets' stems, else a grouping of the MUSDB18
+            stems; `data_scripts.musdb.stem_set_for`). Give it only for a grouping the model's
+            stem names do not say, e.g. `{vocals: [vocals], rhythm: [drums, bass], other:
+            [other]}` or, in the `--stem-set` grammar of the commands,
+            `vocals=vocals,rhythm=drums+bass,other=other`; its stem names must then equal
+            `model.stems` (checked at start-up). See [`TrainingConfig.stem_set`].
         cache_dir: `datasets` cache folder (None: the library default).
         synthetic_train_songs, synthetic_validation_songs, synthetic_test_songs: songs per split
             of a generated dataset, synthetic or rendered (the demo mixture is the first test song).
@@ -82,7 +89,7 @@ class DataConfig:
     source: str = "synthetic"
     root: str = "data/synthetic"
     sources: list[dict[str, Any]] = field(default_factory=list)
-    stem_set: Any = "4stems"
+    stem_set: Any = None
     cache_dir: str | None = None
     synthetic_train_songs: int = 12
     synthetic_validation_songs: int = 3
@@ -243,6 +250,34 @@ class TrainingConfig:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model: {error}") from error
 
+    def stem_set(self, model_config: TFSWAConfig | None = None) -> str | dict[str, list[str]]:
+        """The stem set the data is read with: `data.stem_set` when given (a preset name, a
+        grouping, or a grouping in the `--stem-set` grammar), else the one of `model.stems`.
+
+        Args:
+            model_config: the run's [`TFSWAConfig`] when already built (default: built from the
+                `model` section).
+
+        Raises [`ConfigError`] naming `data.stem_set` when it is invalid or not derivable.
+        """
+        stem_set = self.data.stem_set
+        if stem_set is None:
+            stems = (model_config or self.model_config()).stems
+            try:
+                return stem_set_for(stems)
+            except StemDatasetError as error:
+                raise ConfigError(
+                    f"data.stem_set: not given, and model.stems does not name it ({error}); set "
+                    "data.stem_set to a grouping {stem: [MUSDB18 stems]}"
+                ) from None
+        try:
+            if isinstance(stem_set, str):
+                stem_set = parse_stem_set(stem_set)
+            resolve_stem_set(stem_set)
+        except StemDatasetError as error:
+            raise ConfigError(f"data.stem_set: {error}") from None
+        return stem_set
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -253,7 +288,7 @@ class TrainingConfig:
             raise ConfigError(f"{key}: {problem}")
 
         _check_model_keys(self.model)
-        self.model_config()
+        model_config = self.model_config()
         for key in ("max_steps", "gradient_accumulation_steps", "log_every", "eval_every"):
             if getattr(self, key) < 1:
                 fail(key, f"must be >= 1, got {getattr(self, key)}")
@@ -271,7 +306,7 @@ class TrainingConfig:
 
         if data.source not in DATASET_ROOTS:
             fail("data.source", f"must be one of {sorted(DATASET_ROOTS)}, got {data.source!r}")
-        _check_stem_set(data.stem_set, self.model_config().stems)
+        _check_stem_set(self.stem_set(model_config), data.stem_set, model_config.stems)
         from .data import resolve_sources
 
         resolve_sources(self)  # each entry of data.sources: known source, keys and weight
@@ -354,19 +389,15 @@ def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
         )
 
 
-def _check_stem_set(stem_set: Any, stems: list[str]) -> None:
-    """`data.stem_set` must be a valid stem set naming exactly `model.stems` (checked with the
-    config, before a run writes or generates anything)."""
-    from data_scripts.musdb import StemDatasetError, resolve_stem_set
-
-    try:
-        _, grouping = resolve_stem_set(stem_set)
-    except StemDatasetError as error:
-        raise ConfigError(f"data.stem_set: {error}") from None
+def _check_stem_set(stem_set: str | dict, given: Any, stems: list[str]) -> None:
+    """The resolved stem set must name exactly `model.stems` (checked with the config, before a
+    run writes or generates anything); `given` is `data.stem_set` as written, for the message."""
+    _, grouping = resolve_stem_set(stem_set)
     if sorted(grouping) != sorted(stems):
         raise ConfigError(
-            f"data.stem_set {stem_set!r} gives stems {list(grouping)}, but model.stems is "
-            f"{stems}; make them name the same stems"
+            f"data.stem_set {given!r} gives stems {list(grouping)}, but model.stems is "
+            f"{stems}; make them name the same stems (or leave data.stem_set out: it follows "
+            "model.stems)"
         )
 
 

@@ -2,7 +2,7 @@
 
 Sources are a dict from `data.source` to a function giving the dataset root; adding one is one
 entry. Every source is read through `data_scripts.musdb.load_stem_dataset` (a cached `datasets`
-dataset with the stems of `data.stem_set`) and cut by `data_scripts.pipeline`: random remixed
+dataset with the stems of `TrainingConfig.stem_set()`) and cut by `data_scripts.pipeline`: random remixed
 segments for training, sequential segments for validation. With `data.sources`, every source gets
 its own remixing dataset and [`WeightedSourcesDataset`] draws each example's source by weight;
 validation segments of all sources are interleaved.
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from ..configuration_tfswa import TFSWAConfig
 from .config import ConfigError, TrainingConfig
 
 
@@ -179,10 +180,16 @@ def _interleaved(datasets: Sequence[Dataset]) -> Dataset:
     return Subset(ConcatDataset(datasets), [int(index) for _, _, index in order])
 
 
-def build_datasets(config: TrainingConfig) -> tuple[Dataset, Dataset, Callable]:
+def build_datasets(
+    config: TrainingConfig, model_config: TFSWAConfig | None = None
+) -> tuple[Dataset, Dataset, Callable]:
     """Training (`RemixDataset`, or [`WeightedSourcesDataset`] over one per source) and validation
     (`SequentialSegmentDataset`s) datasets, and the collate function, with stems in the order of
-    `config.model["stems"]`.
+    `model.stems`, read with the stem set `config.stem_set()`.
+
+    Args:
+        config: the validated training config.
+        model_config: the run's model config when already built (default: `config.model_config()`).
 
     Items: `{"mixture": (C, T), "stems": (S, C, T), ...}`; batches add a leading batch axis.
     """
@@ -195,17 +202,18 @@ def build_datasets(config: TrainingConfig) -> tuple[Dataset, Dataset, Callable]:
     )
 
     d = config.data
-    model_config = config.model_config()
+    model_config = model_config or config.model_config()
+    stem_set = config.stem_set(model_config)
     trains, validations, weights = [], [], []
     for k, (source_config, weight) in enumerate(resolve_sources(config)):
         sd = source_config.data
         splits = load_stem_dataset(
-            dataset_root(source_config), d.stem_set, d.cache_dir, splits=("train", "validation")
+            dataset_root(source_config), stem_set, d.cache_dir, splits=("train", "validation")
         )
         available = stem_columns(splits["train"])
         if sorted(available) != sorted(model_config.stems):
             raise ConfigError(
-                f"data.stem_set {d.stem_set!r} gives stems {available}, but model.stems is "
+                f"data.stem_set {stem_set!r} gives stems {available}, but model.stems is "
                 f"{model_config.stems}; make them name the same stems"
             )
         train = RemixDataset(

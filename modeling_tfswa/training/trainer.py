@@ -38,6 +38,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from data_scripts.pipeline import SILENCE_POWER
 
+from ..configuration_tfswa import TFSWAConfig
 from ..fileio import publish_folder, write_text_atomic, write_via_temporary
 from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
@@ -151,7 +152,7 @@ def save_model(
             model.save_pretrained(tmp)
     else:
         model.save_pretrained(tmp)
-    write_model_card(tmp, config, metrics, step)  # README.md
+    write_model_card(tmp, config, metrics, step, model_config=model.config)  # README.md
     replace_dir(tmp, folder)
 
 
@@ -328,13 +329,15 @@ def build_loaders(
     train_dataset: Dataset | None,
     validation_dataset: Dataset | None,
     collate_fn: Callable | None,
+    model_config: TFSWAConfig | None = None,
 ) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders (not yet prepared); missing datasets come from `config.data`."""
+    """Training and validation loaders (not yet prepared); missing datasets come from `config.data`
+    (with the run's `model_config`, default `config.model_config()`)."""
     if train_dataset is None or validation_dataset is None:
         from .data import build_datasets  # the data layer, only when the config must build it
 
         with accelerator.main_process_first():  # the main process generates / caches data first
-            built_train, built_validation, built_collate = build_datasets(config)
+            built_train, built_validation, built_collate = build_datasets(config, model_config)
         train_dataset = train_dataset if train_dataset is not None else built_train
         if validation_dataset is None:
             validation_dataset = built_validation
@@ -415,7 +418,7 @@ def prepare_run(
         model.gradient_checkpointing_enable()  # every transformers 5.x has it
     model.train()
     train_loader, validation_loader = build_loaders(
-        config, accelerator, train_dataset, validation_dataset, collate_fn
+        config, accelerator, train_dataset, validation_dataset, collate_fn, model_config
     )
     optimizer, scheduler = build_optimizer(model, config, accelerator.num_processes)
     model, optimizer, train_loader, validation_loader, scheduler = accelerator.prepare(
