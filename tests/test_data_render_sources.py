@@ -56,22 +56,21 @@ def test_sampling_weights_are_respected_and_reproducible():
 
 def test_sources_are_checked_by_key(tmp_path):
     base = {"output_dir": str(tmp_path / "run")}
+
+    def check(**overrides):  # the data layer checks the sources it reads
+        resolve_sources(load_config(TINY, {**base, **overrides}))
+
     with pytest.raises(ConfigError, match=r"data.sources\[1\].source: must be one of"):
-        load_config(
-            TINY,
-            {**base, "data.sources": [{"source": "synthetic", "root": "a"},
-                                      {"source": "lakh", "root": "b"}]},
-        ).validate()  # fmt: skip
+        check(**{"data.sources": [{"source": "synthetic", "root": "a"},
+                                  {"source": "lakh", "root": "b"}]})  # fmt: skip
     with pytest.raises(ConfigError, match=r"data.sources\[0\].weight: must be a positive number"):
-        load_config(
-            TINY, {**base, "data.sources": [{"source": "synthetic", "root": "a", "weight": -1}]}
-        ).validate()
+        check(**{"data.sources": [{"source": "synthetic", "root": "a", "weight": -1}]})
     with pytest.raises(ConfigError, match=r"data.sources\[0\]: unknown key\(s\) \['songs'\]"):
-        load_config(
-            TINY, {**base, "data.sources": [{"source": "synthetic", "root": "a", "songs": 3}]}
-        ).validate()
+        check(**{"data.sources": [{"source": "synthetic", "root": "a", "songs": 3}]})
     with pytest.raises(ConfigError, match=r"data.sources\[0\]: expected \{source"):
-        load_config(TINY, {**base, "data.sources": [{"root": "a"}]}).validate()
+        check(**{"data.sources": [{"root": "a"}]})
+    with pytest.raises(ConfigError, match=r"data.source: must be one of \[.*\], got 'lakh'"):
+        check(**{"data.source": "lakh"})
     config = load_config(
         TINY,
         {**base, "data.sources": [

@@ -131,6 +131,28 @@ def test_stem_mismatch_is_found_before_anything_is_written_or_generated(tmp_path
     assert not (tmp_path / "run").exists() and not data_root.exists()
 
 
+def test_an_unknown_data_source_is_refused_before_anything_is_written(tmp_path, capsys):
+    argv = ["--config", "configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
+            "--data.source", "lakh"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: data.source: must be one of")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_config_does_not_import_the_data_layer():
+    import ast
+    import inspect
+
+    from modeling_tfswa.training import config
+
+    imported = {
+        (node.level, node.module)
+        for node in ast.walk(ast.parse(inspect.getsource(config)))
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert (1, "data") not in imported and (0, "modeling_tfswa.training.data") not in imported
+
+
 def test_trained_model_files_get_the_umask_mode(tmp_path):
     old = os.umask(0o022)
     try:

@@ -10,6 +10,10 @@ the overrides in command-line order:
 Values are parsed as YAML (`[16,32]` is a list, `true` a bool, `3e-4` a float) and checked against
 the field's type. An unknown key, a wrong type or a bad value raises [`ConfigError`] naming the key
 (and the file it came from).
+
+The data sources (`data.source`, `data.sources`) are checked where they are used, by
+`modeling_tfswa.training.data.resolve_sources` (the trainer calls it before it writes anything):
+this module does not import the data layer.
 """
 
 from __future__ import annotations
@@ -302,14 +306,7 @@ class TrainingConfig:
         if self.push_to_hub and not self.hub_model_id:
             fail("hub_model_id", "is required with push_to_hub (e.g. --hub_model_id user/name)")
         data = self.data
-        from .data import DATASET_ROOTS  # the one registry of sources
-
-        if data.source not in DATASET_ROOTS:
-            fail("data.source", f"must be one of {sorted(DATASET_ROOTS)}, got {data.source!r}")
         _check_stem_set(self.stem_set(model_config), data.stem_set, model_config.stems)
-        from .data import resolve_sources
-
-        resolve_sources(self)  # each entry of data.sources: known source, keys and weight
         for key in ("segment_seconds", "validation_segment_seconds", "synthetic_seconds"):
             if getattr(data, key) <= 0:
                 fail(f"data.{key}", f"must be positive, got {getattr(data, key)}")

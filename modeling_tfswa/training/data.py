@@ -77,22 +77,25 @@ DATASET_ROOTS: dict[str, Callable[[TrainingConfig], Path]] = {
 }
 
 
+def _check_source(source: str, key: str) -> None:
+    if source not in DATASET_ROOTS:
+        raise ConfigError(f"{key}: must be one of {sorted(DATASET_ROOTS)}, got {source!r}")
+
+
 def dataset_root(config: TrainingConfig) -> Path:
     """The root of `config.data.source` (generated first when the source generates)."""
-    try:
-        make_root = DATASET_ROOTS[config.data.source]
-    except KeyError:
-        raise ConfigError(
-            f"data.source: unknown source {config.data.source!r}; known: {sorted(DATASET_ROOTS)}"
-        ) from None
-    return make_root(config)
+    _check_source(config.data.source, "data.source")
+    return DATASET_ROOTS[config.data.source](config)
 
 
 def resolve_sources(config: TrainingConfig) -> list[tuple[TrainingConfig, float]]:
     """One `(config whose data section describes that source, weight)` per entry of
-    `data.sources`, or `[(config, 1.0)]` without it. Raises `ConfigError` naming the bad key."""
+    `data.sources`, or `[(config, 1.0)]` without it: the check of `data.source` / `data.sources`
+    (known sources, keys and weights; nothing is read or generated). Raises `ConfigError` naming
+    the bad key."""
     entries = config.data.sources
     if not entries:
+        _check_source(config.data.source, "data.source")
         return [(config, 1.0)]
     known = {f.name for f in dataclasses.fields(config.data)} - {"sources"}
     out = []
@@ -104,10 +107,7 @@ def resolve_sources(config: TrainingConfig) -> list[tuple[TrainingConfig, float]
         weight = entry.pop("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
             raise ConfigError(f"{where}.weight: must be a positive number, got {weight!r}")
-        if entry["source"] not in DATASET_ROOTS:
-            raise ConfigError(
-                f"{where}.source: must be one of {sorted(DATASET_ROOTS)}, got {entry['source']!r}"
-            )
+        _check_source(entry["source"], f"{where}.source")
         unknown = sorted(set(entry) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")

@@ -670,6 +670,10 @@ def train(
         [`TrainResult`].
     """
     config.validate()
+    if train_dataset is None or validation_dataset is None:
+        from .data import resolve_sources  # the data sources are checked by their user
+
+        resolve_sources(config)  # before anything is written or generated
     # One run per output folder, and a resume only where the config fits: before any write.
     with hold_run_folder(config, resolve_resume(config.resume, config.output_dir)):
         run = prepare_run(
