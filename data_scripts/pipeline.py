@@ -1,4 +1,4 @@
-"""Torch training / validation / evaluation datasets over a materialised stem dataset.
+"""Torch training and validation datasets over a materialised stem dataset.
 
 All datasets here are map-style and every item is a pure function of ``(seed, epoch, index)``:
 the random state of item ``i`` is ``numpy.random.default_rng([seed, epoch, i])``. So any sampler,
@@ -282,8 +282,7 @@ class SequentialSegmentDataset(torch.utils.data.Dataset):
     """Overlapping fixed-length segments covering every track in order (validation).
 
     Segment ``k`` of a track starts at ``k * hop`` with ``hop = segment * (1 - overlap)``; the
-    last one reaches the track end (zero-padded past it). Items carry what
-    :func:`stitch_segments` needs to rebuild full tracks.
+    last one reaches the track end (zero-padded past it). Items say where they come from.
 
     Args:
         dataset: a split of :func:`data_scripts.musdb.load_stem_dataset`.
@@ -333,55 +332,6 @@ class SequentialSegmentDataset(torch.utils.data.Dataset):
             "track_index": row,
             "start": start,
             "valid_length": min(seg, int(self.reader.num_samples[row]) - start),
-        }
-
-
-def stitch_segments(
-    segments: torch.Tensor, starts: Sequence[int], valid_lengths: Sequence[int], length: int
-) -> torch.Tensor:
-    """Average overlapping segments of one track back into the full track.
-
-    Args:
-        segments: (N, ..., T) segments of one track (e.g. estimates (N, S, C, T)).
-        starts: (N,) start sample of each segment.
-        valid_lengths: (N,) samples of each segment inside the track.
-        length: track length in samples.
-
-    Returns:
-        (..., length) tensor; overlapping samples are the mean of the segments covering them.
-    """
-    out = segments.new_zeros((*segments.shape[1:-1], length))
-    weight = segments.new_zeros(length)
-    for seg, start, valid in zip(segments, starts, valid_lengths):
-        out[..., start : start + valid] += seg[..., :valid]
-        weight[start : start + valid] += 1
-    if (weight == 0).any():
-        raise ValueError("segments do not cover the whole track")
-    return out / weight
-
-
-class FullTrackDataset(torch.utils.data.Dataset):
-    """Whole tracks for evaluation (one item per track; use batch_size=1).
-
-    Items: {"mixture": (C, T) the file mixture, "stems": (S, C, T), "name": str,
-    "sample_rate": int}.
-    """
-
-    def __init__(self, dataset: datasets.Dataset, *, stems: Sequence[str] | None = None):
-        self.stems = list(stems) if stems is not None else stem_columns(dataset)
-        self.reader = ArrowTrackReader(dataset, [MIXTURE, *self.stems])
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def __getitem__(self, index: int) -> dict:
-        n = int(self.reader.num_samples[index])
-        stems = np.stack([self.reader.read(index, s, 0, n) for s in self.stems])
-        return {
-            "mixture": _to_channels_first(self.reader.read(index, MIXTURE, 0, n)),
-            "stems": _to_channels_first(stems),
-            "name": self.reader.names[index],
-            "sample_rate": self.reader.sample_rate,
         }
 
 
