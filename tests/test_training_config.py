@@ -51,6 +51,10 @@ def test_int_is_accepted_for_float_and_strings_are_not():
         ({"data.batch_size": 0}, "data.batch_size"),
         ({"model.dims": [8, 16, 32]}, "depths"),  # TFSWAConfig's own validation, named
         ({"push_to_hub": True}, "hub_model_id"),
+        ({"augment.gain_probability": 0.5}, "gain_probability"),  # one gain: augment.gain_db
+        ({"augment.gain_db": [3, -6]}, "augment.gain_db"),
+        ({"augment.channel_swap_probability": 2}, "augment.channel_swap_probability"),
+        ({"augment.silence_db": 10}, "augment.silence_db"),
     ],
 )
 def test_bad_keys_are_named(overrides, key):

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from data_scripts.musdb import StemDatasetError, parse_stem_set, resolve_stem_set, stem_set_for
+from data_scripts.pipeline import SILENCE_DB
 
 from ..configuration_tfswa import TFSWAConfig
 from ..fileio import write_text_atomic
@@ -156,14 +157,24 @@ class LossConfig:
 
 @dataclass
 class AugmentConfig:
-    """On-the-fly augmentation of training batches (never of validation), each with a probability.
+    """Augmentation of training examples (never of validation).
 
-    Gain, pitch, tempo and mixup change the stems, and the mixture is re-summed from them, so the
-    targets stay consistent with the input. Masking changes only the input mixture.
+    Two places apply it, each knob in one of them. The training dataset
+    (`data_scripts.pipeline.RemixDataset`, in the DataLoader workers) gives every example, per
+    stem, a random gain, a channel swap and a polarity flip, and redraws near-silent stem windows;
+    the stems are then summed into the mixture. [`Augmenter`](augment.py) then changes training
+    batches in the loop, each change with a probability: pitch, tempo and mixup change the stems and
+    the mixture is re-summed from them, so the targets stay consistent with the input; masking
+    changes only the input mixture. (Datasets passed to `train()` directly get only the second.)
 
     Attributes:
-        gain_probability: per example and stem, probability of a random gain.
-        gain_range: gain bounds (linear factor).
+        gain_db: `[low, high]`: every stem of every training example is scaled by a gain drawn
+            uniformly in this range, in dB (`[0, 0]` disables it). The one random gain.
+        channel_swap_probability: per stem, probability of swapping left and right.
+        polarity_flip_probability: per stem, probability of negating it.
+        silence_db: a stem window quieter than this (RMS, dBFS) is redrawn, a bounded number of
+            times (default: the project's silence level, `data_scripts.pipeline.SILENCE_DB`);
+            `-.inf` keeps every draw.
         pitch_probability: per example, probability of a pitch shift of all its stems.
         pitch_semitones: maximum shift in semitones (uniform in `[-s, s]`).
         tempo_probability: per example, probability of a tempo change of all its stems.
@@ -177,8 +188,10 @@ class AugmentConfig:
         vocoder_n_fft: FFT size of the phase vocoder used by pitch and tempo changes.
     """
 
-    gain_probability: float = 0.0
-    gain_range: list[float] = field(default_factory=lambda: [0.7, 1.3])
+    gain_db: list[float] = field(default_factory=lambda: [-6.0, 3.0])
+    channel_swap_probability: float = 0.5
+    polarity_flip_probability: float = 0.5
+    silence_db: float = SILENCE_DB
     pitch_probability: float = 0.0
     pitch_semitones: float = 2.0
     tempo_probability: float = 0.0
@@ -333,10 +346,17 @@ class TrainingConfig:
         for f in dataclasses.fields(aug):
             if f.name.endswith("_probability") and not 0.0 <= getattr(aug, f.name) <= 1.0:
                 fail(f"augment.{f.name}", f"must be in [0, 1], got {getattr(aug, f.name)}")
-        for key in ("gain_range", "tempo_range"):
-            low_high = getattr(aug, key)
-            if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
-                fail(f"augment.{key}", f"must be [low, high] with 0 < low <= high, got {low_high}")
+        if len(aug.tempo_range) != 2 or not 0 < aug.tempo_range[0] <= aug.tempo_range[1]:
+            fail(
+                "augment.tempo_range",
+                f"must be [low, high] with 0 < low <= high, got {aug.tempo_range}",
+            )
+        if len(aug.gain_db) != 2 or not aug.gain_db[0] <= aug.gain_db[1]:
+            fail(
+                "augment.gain_db", f"must be [low, high] in dB with low <= high, got {aug.gain_db}"
+            )
+        if not aug.silence_db <= 0:
+            fail("augment.silence_db", f"must be a level in dBFS (<= 0), got {aug.silence_db}")
         if aug.pitch_semitones < 0 or aug.max_frequency_bins < 0 or aug.max_time_frames < 0:
             fail("augment", "pitch_semitones, max_frequency_bins, max_time_frames must be >= 0")
         if aug.mixup_alpha <= 0:

@@ -201,7 +201,7 @@ def build_datasets(
         stem_columns,
     )
 
-    d = config.data
+    d, augment = config.data, config.augment
     model_config = model_config or config.model_config()
     stem_set = config.stem_set(model_config)
     trains, validations, weights = [], [], []
@@ -223,6 +223,10 @@ def build_datasets(
             samples_per_epoch=d.samples_per_epoch,
             seed=config.seed + 1000 * k,
             remix=sd.remix,
+            silence_db=augment.silence_db,
+            gain_db=(augment.gain_db[0], augment.gain_db[1]),
+            channel_swap_prob=augment.channel_swap_probability,
+            polarity_flip_prob=augment.polarity_flip_probability,
         )
         if train.sample_rate != model_config.sample_rate:
             raise ConfigError(
