@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from data_scripts.musdb import MIXTURE, stem_columns
+from data_scripts.musdb import CHANNELS, MIXTURE, stem_columns
 
 #: Silence level of the project (RMS in dBFS): a stem window below it is redrawn, and training
 #: losses and validation leave out references below it. It sits above recording noise floors and
@@ -123,7 +123,7 @@ class ArrowTrackReader:
         outer, inner, values = self._view(column, chunk_index)
         first = outer[local]
         lo, hi = inner[first + start], inner[first + stop]
-        return values[lo:hi].reshape(-1, 2)
+        return values[lo:hi].reshape(-1, CHANNELS)
 
     def read_padded(self, row: int, column: str, start: int, length: int) -> np.ndarray:
         """Like :meth:`read` for ``length`` samples from ``start``, zero-padded past the end.
@@ -131,7 +131,7 @@ class ArrowTrackReader:
         Returns a writable float32 (length, 2) array.
         """
         stop = min(start + length, int(self.num_samples[row]))
-        out = np.zeros((length, 2), dtype=np.float32)
+        out = np.zeros((length, CHANNELS), dtype=np.float32)
         if stop > start:
             out[: stop - start] = self.read(row, column, start, stop)
         return out
@@ -262,7 +262,7 @@ class RemixDataset(torch.utils.data.Dataset):
                 if attempt == retries or not any(self._silent(v) for v in views):
                     break
         # Written channels-first directly: (S, C, T), no transposing copy afterwards.
-        out = np.zeros((len(self.stems), 2, self.segment_samples), dtype=np.float32)
+        out = np.zeros((len(self.stems), CHANNELS, self.segment_samples), dtype=np.float32)
         for s, view in enumerate(views):
             gain = np.float32(10 ** (rng.uniform(*self.gain_db) / 20))
             if rng.random() < self.polarity_flip_prob:

@@ -139,6 +139,18 @@ def test_an_unknown_data_source_is_refused_before_anything_is_written(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_a_mono_model_on_the_stereo_data_pipeline_is_refused_before_anything_is_written(
+    tmp_path, capsys
+):
+    argv = ["--config", "configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
+            "--data.root", str(tmp_path / "data"), "--model.audio_channels", "1"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: model.audio_channels: training on data.source reads stereo audio, so "
+                   "it must be 2, got 1"]  # fmt: skip
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
 def test_the_config_does_not_import_the_data_layer():
     import ast
     import inspect

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from data_scripts.musdb import CHANNELS
+
 from ..configuration_tfswa import TFSWAConfig
 from .config import ConfigError, TrainingConfig
 
@@ -86,6 +88,21 @@ def dataset_root(config: TrainingConfig) -> Path:
     """The root of `config.data.source` (generated first when the source generates)."""
     _check_source(config.data.source, "data.source")
     return DATASET_ROOTS[config.data.source](config)
+
+
+def check_data(config: TrainingConfig, model_config: TFSWAConfig | None = None) -> None:
+    """What the data layer needs of a config, checked before anything is read, generated or
+    written: known sources ([`resolve_sources`]), and stereo models, since the datasets and the
+    training pipeline are stereo (`data_scripts.musdb.CHANNELS`; wiring other channel counts
+    through them is not done: mono training takes datasets passed to `train()`).
+    Raises `ConfigError` naming the key."""
+    resolve_sources(config)
+    channels = (model_config or config.model_config()).audio_channels
+    if channels != CHANNELS:
+        raise ConfigError(
+            f"model.audio_channels: training on data.source reads stereo audio, so it must be "
+            f"{CHANNELS}, got {channels}"
+        )
 
 
 def resolve_sources(config: TrainingConfig) -> list[tuple[TrainingConfig, float]]:
@@ -203,6 +220,7 @@ def build_datasets(
 
     d, augment = config.data, config.augment
     model_config = model_config or config.model_config()
+    check_data(config, model_config)
     stem_set = config.stem_set(model_config)
     trains, validations, weights = [], [], []
     for k, (source_config, weight) in enumerate(resolve_sources(config)):
@@ -268,6 +286,7 @@ __all__ = [
     "DATASET_ROOTS",
     "WeightedSourcesDataset",
     "build_datasets",
+    "check_data",
     "dataset_root",
     "demo_mixture_path",
     "resolve_sources",

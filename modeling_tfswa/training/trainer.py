@@ -386,6 +386,7 @@ def build_optimizer(
 def prepare_run(
     config: TrainingConfig,
     *,
+    model_config: TFSWAConfig | None = None,
     model: torch.nn.Module | None = None,
     train_dataset: Dataset | None = None,
     validation_dataset: Dataset | None = None,
@@ -395,8 +396,9 @@ def prepare_run(
 ) -> Run:
     """Build (or take) the model, data, optimizer, EMA, loss and augmentation for the validated
     `config`, `accelerator.prepare` them, and load the checkpoint to resume from. Call it while
-    the output folder is held (`run_folder.hold_run_folder`, as [`train`] does); see [`train`] for
-    the args."""
+    the output folder is held (`run_folder.hold_run_folder`, as [`train`] does); `model_config` is
+    the run's [`TFSWAConfig`] when already built (default: `config.model_config()`); see [`train`]
+    for the other args."""
     output_dir = Path(config.output_dir)
     if config.resume is None and checkpoint_dirs(output_dir):
         raise FileExistsError(
@@ -408,7 +410,7 @@ def prepare_run(
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "config.yaml")
     set_seed(config.seed)  # identical initialisation on every process
-    model_config = config.model_config()
+    model_config = model_config or config.model_config()
     if model is None:
         model = TFSWAUNet(model_config)
         if config.init_from:
@@ -669,15 +671,16 @@ def train(
     Returns:
         [`TrainResult`].
     """
-    config.validate()
+    model_config = config.validate().model_config()  # the run's one instance from here on
     if train_dataset is None or validation_dataset is None:
-        from .data import resolve_sources  # the data sources are checked by their user
+        from .data import check_data  # the data layer checks what it reads
 
-        resolve_sources(config)  # before anything is written or generated
+        check_data(config, model_config)  # before anything is written or generated
     # One run per output folder, and a resume only where the config fits: before any write.
     with hold_run_folder(config, resolve_resume(config.resume, config.output_dir)):
         run = prepare_run(
             config,
+            model_config=model_config,
             model=model,
             train_dataset=train_dataset,
             validation_dataset=validation_dataset,
