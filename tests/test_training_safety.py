@@ -5,6 +5,7 @@ import logging
 import os
 import pickle
 import stat
+from pathlib import Path
 
 import pytest
 from test_training import ToyStems, tiny_config
@@ -78,6 +79,34 @@ def test_a_derived_stem_set_and_the_same_one_written_out_resume_alike(tmp_path):
     same = {"data.stem_set": "vocals=vocals,accompaniment=drums+bass+other"}
     result = train(tiny_config(tmp_path, max_steps=4, resume="latest", **same), **DATA)
     assert result.step == 4
+
+
+def test_a_checkpoint_save_killed_half_way_keeps_the_last_complete_ones(tmp_path, monkeypatch):
+    # Why not Accelerate's total_limit rotation: it deletes first and writes in place
+    # (modeling_tfswa/training/trainer.py). Ours: the last keep_last stay whole and resumable.
+    import accelerate.accelerator
+
+    save = accelerate.accelerator.save_accelerator_state
+    calls = []
+
+    def killed_on_the_third_save(output_dir, *args, **kwargs):
+        calls.append(output_dir)
+        if len(calls) == 3:
+            (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+            raise KeyboardInterrupt("killed half-way through the save")
+        return save(output_dir, *args, **kwargs)
+
+    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", killed_on_the_third_save)
+    config = tiny_config(tmp_path, max_steps=3, save_every=1, eval_every=3, keep_last=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, **DATA)
+    kept = checkpoint_dirs(tmp_path / "run")
+    assert [p.name for p in kept] == ["step_00000001", "step_00000002"]
+    assert all((p / "model.safetensors").stat().st_size > 1000 for p in kept)
+    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", save)
+    resumed = train(tiny_config(tmp_path, max_steps=3, save_every=1, eval_every=3, keep_last=2,
+                                resume="latest"), **DATA)  # fmt: skip
+    assert resumed.step == 3 and [s for s, _ in resumed.losses] == [3]
 
 
 def test_checkpoint_state_is_json_and_safetensors_and_pickles_are_not_loaded(tmp_path):

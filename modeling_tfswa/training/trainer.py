@@ -14,6 +14,16 @@ depth) from a generator seeded by `(seed, batch index, process)`, datasets are d
 index and epoch, and a resumed run skips the batches already seen in its epoch with
 `accelerator.skip_first_batches`. So a run resumed from the checkpoint of step `k` reaches the same
 weights at step `n` as an uninterrupted run.
+
+Checkpoint rotation is ours ([`save_checkpoint`]: `save_state` into `checkpoints/.tmp-step_*`, an
+atomic rename to `step_<optimizer step>`, then the oldest beyond `keep_last` removed), not
+Accelerate's `ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=...)`: that one
+deletes the oldest checkpoint *before* writing the new one, and writes the new one in place under
+its final name (`checkpoint_<number of saves>`). Measured (`benchmarks/training_libraries.py`,
+accelerate 1.15, a limit of 2, a third save failing half-way): Accelerate leaves 1 complete
+checkpoint and 1 incomplete folder, which is the newest (what `--resume latest` would load); ours
+leaves 2 complete checkpoints and no incomplete one under a checkpoint name. Our names also carry
+the optimizer step that `resume` and the logs use.
 """
 
 from __future__ import annotations
