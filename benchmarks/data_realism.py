@@ -28,12 +28,10 @@ import time
 from pathlib import Path
 
 import datasets
-import numpy as np
-import torch
 
 from data_scripts.musdb import load_stem_dataset
 from data_scripts.render import RenderSpec, ensure_rendered_dataset
-from modeling_tfswa.evaluation import evaluate_separator, fast_scores, load_separator
+from modeling_tfswa.evaluation import MixtureSeparator, evaluate_separator, load_separator
 from modeling_tfswa.training import train
 from modeling_tfswa.training.config import load_config
 
@@ -48,24 +46,11 @@ def _all_splits(root: Path, cache: Path, splits=None) -> datasets.Dataset:
     return datasets.concatenate_datasets([dsd[s] for s in dsd])
 
 
-def _mixture_scores(dataset: datasets.Dataset) -> dict[str, float]:
-    """fastSDR of the mixture used as every stem's estimate, median over tracks."""
-    per_stem = {s: [] for s in STEMS}
-    rows = dataset.select_columns(["mixture", "sample_rate", *STEMS]).with_format("numpy")
-    for row in rows:
-        refs = torch.from_numpy(np.stack([row[s].T for s in STEMS])).float()
-        mix = torch.from_numpy(row["mixture"].T.copy()).float()
-        scores = fast_scores(refs, mix.expand_as(refs), STEMS, int(row["sample_rate"]))
-        for s in STEMS:
-            per_stem[s].append(scores[s]["fastSDR"])
-    return {s: round(float(np.nanmedian(v)), 2) for s, v in per_stem.items()}
-
-
-def _score(model_dir: Path, dataset: datasets.Dataset, out: Path, name: str) -> dict[str, float]:
+def _score(separator, dataset: datasets.Dataset, out: Path, name: str) -> dict[str, float]:
+    """fastSDR of `separator` per stem, median over the tracks of `dataset`."""
     result = evaluate_separator(
-        load_separator(str(model_dir)), dataset, out, split=name, fast=True, workers=0,
-        progress=False,
-    )  # fmt: skip
+        separator, dataset, out, split=name, fast=True, workers=0, progress=False
+    )
     return {s: round(result.aggregate[s]["fastSDR"], 2) for s in STEMS}
 
 
@@ -124,7 +109,10 @@ def main() -> None:
     report: dict = {
         "benchmark": "data_realism" if not args.vocals else "vocal_engines",
         "steps": args.steps,
-        "mixture": {t: _mixture_scores(ds) for t, ds in tests.items()},
+        "mixture": {
+            t: _score(MixtureSeparator(STEMS), ds, out / "scores" / "mixture", t)
+            for t, ds in tests.items()
+        },
         "variants": {},
     }
 
@@ -164,7 +152,7 @@ def main() -> None:
         if speed is not None:
             entry["render_x_realtime"] = round(speed, 1)
         for test, ds in tests.items():
-            entry[test] = _score(model_dir, ds, out / "scores" / name, test)
+            entry[test] = _score(load_separator(str(model_dir)), ds, out / "scores" / name, test)
             entry[f"{test}_over_mixture"] = {
                 s: round(entry[test][s] - report["mixture"][test][s], 2) for s in STEMS
             }

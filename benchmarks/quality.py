@@ -52,6 +52,7 @@ from benchmarks.peers import MUSDB_STEMS, PEERS, build_peer
 from data_scripts.musdb import stem_set_for
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
 from modeling_tfswa.evaluation import (
+    MixtureSeparator,
     ModelSeparator,
     OracleSeparator,
     aggregate_tracks,
@@ -93,6 +94,38 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-wide": {**_SMALL, "dims": [32, 64], "num_heads": [2, 4]},
     "tfswa-unet-nfft1024": _SMALL,
     "tfswa-unet-ratio": {**_SMALL, "mask_type": "ratio"},
+    # Experiments against `tfswa-unet` (n_fft 2048): coarser patches in time, then width.
+    "tfswa-unet-p2x8": {**_SMALL, "n_fft": 2048, "hop_length": 512, "patch_size": [2, 8]},
+    "tfswa-unet-p2x8-wide": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "patch_size": [2, 8],
+        "dims": [32, 64],
+        "num_heads": [2, 4],
+    },
+    "tfswa-unet-perband": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "band_projections": "per_band",
+    },
+    "tfswa-unet-perband-wide": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "band_projections": "per_band",
+        "dims": [32, 64],
+        "num_heads": [2, 4],
+    },
+    "tfswa-unet-p1x16-wide": {
+        **_SMALL,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "patch_size": [1, 16],
+        "dims": [32, 64],
+        "num_heads": [2, 4],
+    },
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,
@@ -174,21 +207,6 @@ def save_weights(model, ema, folder: Path, config, metrics: dict, step: int) -> 
     else:
         write_via_temporary(folder / "model.safetensors", write)
     write_text_atomic(folder / "metrics.json", json.dumps({"step": step, **metrics}, indent=1))
-
-
-class MixtureSeparator:
-    """The mixture as the estimate of every stem: the floor any separator must beat."""
-
-    name = "mixture"
-
-    def __init__(self, stems: list[str], sample_rate: int = 44100):
-        self.stems, self.sample_rate = list(stems), sample_rate
-
-    def settings(self) -> dict:
-        return {}
-
-    def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-        return mixture.unsqueeze(0).expand(len(self.stems), *mixture.shape).clone()
 
 
 def load_test_sets(args) -> dict[str, object]:
@@ -292,20 +310,49 @@ def run_model(name: str, args) -> dict:
     return summary(name, model, result, scores, speed, curve, args.stems)
 
 
+#: Options that do not change a model's result (where it runs, which others run beside it).
+_NOT_IN_RESULT = ("models", "jobs", "out", "data_dir", "force")
+
+
+def result_key(name: str, args) -> dict:
+    """What one model's result depends on: its build and the shared recipe, budget and test sets.
+    A finished result in `OUT/results/NAME.json` with the same key is reused on a rerun."""
+    options = {k: v for k, v in vars(args).items() if k not in _NOT_IN_RESULT}
+    options = json.loads(json.dumps(options, default=str))  # paths as strings
+    build = TFSWA_VARIANTS[name] if name in TFSWA_VARIANTS else PEERS[name].build.__name__
+    return {"model": name, "build": build, "options": options}
+
+
 def run_models(args) -> dict[str, dict]:
-    """Every available model of `args.models`, `args.jobs` at a time (separate processes)."""
-    names = []
+    """Every available model of `args.models`, `args.jobs` at a time (separate processes); a model
+    whose result for the same settings is in `OUT/results/` is not trained again (`--force` does)."""
+    names, results = [], {}
     for name in args.models:
+        path = args.out / "results" / f"{name}.json"
+        stored = json.loads(path.read_text()) if path.is_file() and not args.force else {}
         if name in PEERS and not PEERS[name].available():
             print(f"quality: skipping {name}: pip package {PEERS[name].pip_name!r} not installed")
+        elif stored.get("key") == result_key(name, args):
+            print(f"quality: {name}: reusing the result in {path}")
+            results[name] = stored["result"]
         else:
             names.append(name)
+
+    def keep(name: str, result: dict) -> None:
+        path = args.out / "results" / f"{name}.json"
+        write_text_atomic(path, json.dumps({"key": result_key(name, args), "result": result}))
+        results[name] = result
+
     if args.jobs <= 1:
-        return {name: run_model(name, args) for name in names}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        futures = {name: pool.submit(run_model, name, args) for name in names}
-        return {name: future.result() for name, future in futures.items()}
+        for name in names:
+            keep(name, run_model(name, args))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            futures = {name: pool.submit(run_model, name, args) for name in names}
+            for name, future in futures.items():
+                keep(name, future.result())
+    return {name: results[name] for name in args.models if name in results}
 
 
 def train_history(output_dir: Path) -> list[dict]:
@@ -438,6 +485,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
     parser.add_argument("--museval", action="store_true", help="also museval's BSSEval v4")
+    parser.add_argument(
+        "--force", action="store_true", help="train again models whose result is in OUT/results"
+    )
     args = parser.parse_args(argv)
     if args.data_dir is None:
         args.data_dir = args.out / "data"

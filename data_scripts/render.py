@@ -169,6 +169,8 @@ class _FluidSynth:
         lib.fluid_synth_get_sfont_by_id.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.fluid_synth_add_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.fluid_synth_remove_sfont.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.fluid_sfont_get_preset.restype = ctypes.c_void_p
+        lib.fluid_sfont_get_preset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         lib.fluid_synth_write_float.argtypes = [ctypes.c_void_p, ctypes.c_int] + [
             ctypes.c_void_p, ctypes.c_int, ctypes.c_int] * 2  # fmt: skip
         self.lib = lib
@@ -189,6 +191,12 @@ class _FluidSynth:
                 raise RenderError(f"soundfont {path}: FluidSynth cannot load it")
             self.fonts[key] = sfid
         return self.fonts[key]
+
+    def has_preset(self, font: Path, program: int, drum: bool) -> bool:
+        """Whether `font` holds `program` (of the drum bank 128 if `drum`); a missing one is
+        played as program 0 of that bank (see [`_FluidSynth.render`])."""
+        sfont = self.lib.fluid_synth_get_sfont_by_id(self.owner.synth, self.font(font))
+        return bool(self.lib.fluid_sfont_get_preset(sfont, 128 if drum else 0, program))
 
     def render(self, font: Path, notes, program: int, drum: bool, n: int, extra=()) -> np.ndarray:
         """Notes [(start_s, end_s, pitch, velocity)] on one channel -> (n, 2) float32.
@@ -376,7 +384,10 @@ def render_song(
         audio = chain(np.ascontiguousarray(audio.T), SAMPLE_RATE).T
         audio = audio * production.level_automation(n, SAMPLE_RATE, child, 3.0)[:, None]
         stems[stem] += audio.astype(np.float32)
-        parts[stem].append(f"{inst.name or 'unnamed'} ({role}, program {inst.program})")
+        part = f"{inst.name or 'unnamed'} ({role}, program {inst.program}"
+        if role != "vocals" and not _synth().has_preset(font, inst.program, inst.is_drum):
+            part += f", missing from {font.name}: played as program 0"
+        parts[stem].append(part + ")")
     info_levels = {}
     for stem in SOURCES:
         if not parts[stem]:

@@ -73,7 +73,7 @@ _PROGRESSIONS = (
     (0, 2, 3, 4),
 )
 # Vowel formants (Hz) F1..F4, roughly a sung soprano/tenor average.
-_VOWELS = np.array(
+VOWEL_FORMANTS = np.array(
     [
         [800, 1150, 2900, 3900],  # a
         [400, 1600, 2700, 3800],  # e
@@ -103,7 +103,7 @@ class SongPlan:
         return 60.0 / self.tempo
 
 
-def _midi_to_hz(m):
+def midi_to_hz(m):
     return 440.0 * 2.0 ** ((np.asarray(m, dtype=np.float64) - 69.0) / 12.0)
 
 
@@ -143,6 +143,25 @@ def _sin_multiples(phase: np.ndarray):
     while True:
         yield cur
         prev, cur = cur, twice_cos * cur - prev
+
+
+def formant_harmonics(
+    f0: np.ndarray, formants: np.ndarray, ctrl: np.ndarray, tilt: float, sample_rate: int
+) -> np.ndarray:
+    """A sung vowel: the harmonics of `f0` (m,) in Hz up to 0.45 `sample_rate`, weighted by the
+    spectral tilt `k ** -tilt` and by four formant resonances `formants` (n_ctrl, 4) in Hz given at
+    the sample positions `ctrl` (n_ctrl,) and interpolated between them -> (m,)."""
+    f0_ctrl = f0[ctrl]
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    voice = np.zeros(f0.size)
+    pos = np.arange(f0.size)
+    for k, partial in zip(range(1, 60), _sin_multiples(phase)):
+        fk = k * f0_ctrl  # (n_ctrl,)
+        if fk.min() > 0.45 * sample_rate:
+            break
+        resonance = (_FORMANT_GAIN / (1 + ((fk[:, None] - formants) / _FORMANT_BW) ** 2)).sum(1)
+        voice += np.interp(pos, ctrl, resonance * k**-tilt * (fk < 0.45 * sample_rate)) * partial
+    return voice
 
 
 def _harmonic_tone(
@@ -353,7 +372,7 @@ def render_bass(plan: SongPlan, rng: np.random.Generator) -> np.ndarray:
             m = int(dur * SAMPLE_RATE)
             if m < 32:
                 continue
-            tone = _harmonic_tone(_midi_to_hz(root + interval), m, weights, rng, decay_per_k=1.5)
+            tone = _harmonic_tone(midi_to_hz(root + interval), m, weights, rng, decay_per_k=1.5)
             env = _adsr(m, 0.005, 0.25, rng.uniform(0.4, 0.8), 0.03)
             _add(mono, int(onset * SAMPLE_RATE), tone * env * rng.uniform(0.8, 1.0))
     sos = signal.butter(2, rng.uniform(500, 1500), "lowpass", fs=SAMPLE_RATE, output="sos")
@@ -410,7 +429,7 @@ def render_other(plan: SongPlan, rng: np.random.Generator) -> np.ndarray:
                 m = int(length * plan.beat * SAMPLE_RATE * 0.98)
                 env = _adsr(m, a, d, s, r)
                 for p in chord:
-                    f = _midi_to_hz(p)
+                    f = midi_to_hz(p)
                     tone = _harmonic_tone(f, m, weights, rng, decay_per_k=decay_k)
                     if detune:
                         f2 = f * 2 ** (detune / 1200)
@@ -473,25 +492,15 @@ def render_vocals(plan: SongPlan, rng: np.random.Generator) -> np.ndarray:
         since_onset = t - starts[np.clip(idx, 0, None)]
         vib = vib_depth * np.clip(since_onset / 0.35 - 0.3, 0, 1) * np.sin(2 * np.pi * vib_rate * t)
         drift = 0.08 * np.sin(2 * np.pi * rng.uniform(0.2, 0.7) * t + rng.uniform(0, 6))
-        f0 = _midi_to_hz(pitch + vib + drift)
+        f0 = midi_to_hz(pitch + vib + drift)
         # Vowel per note, formants interpolated at control rate.
-        vowel_idx = rng.integers(len(_VOWELS), size=n_notes)
-        formants_per_note = _VOWELS[vowel_idx] * rng.uniform(0.95, 1.1)
+        vowel_idx = rng.integers(len(VOWEL_FORMANTS), size=n_notes)
+        formants_per_note = VOWEL_FORMANTS[vowel_idx] * rng.uniform(0.95, 1.1)
         ctrl_t = np.arange(0, m, hop) / SAMPLE_RATE
         ctrl_note = np.clip(np.searchsorted(starts, ctrl_t, side="right") - 1, 0, None)
         formants = formants_per_note[ctrl_note]  # (n_ctrl, 4)
         formants = signal.lfilter([0.3], [1, -0.7], formants, axis=0, zi=formants[:1] * 0.7)[0]
-        f0_ctrl = f0[::hop][: ctrl_t.size]
-        phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
-        voice = np.zeros(m)
-        ctrl_pos, pos = np.arange(ctrl_t.size) * hop, np.arange(m)
-        for k, partial in zip(range(1, 60), _sin_multiples(phase)):
-            fk = k * f0_ctrl  # (n_ctrl,)
-            if fk.min() > 0.45 * SAMPLE_RATE:
-                break
-            resonance = (_FORMANT_GAIN / (1 + ((fk[:, None] - formants) / _FORMANT_BW) ** 2)).sum(1)
-            amp_ctrl = resonance * k**-tilt * (fk < 0.45 * SAMPLE_RATE)
-            voice += np.interp(pos, ctrl_pos, amp_ctrl) * partial
+        voice = formant_harmonics(f0, formants, np.arange(ctrl_t.size) * hop, tilt, SAMPLE_RATE)
         # Note-level envelope: soft onsets, short gaps between detached notes, phrase fade-out.
         env = np.clip(since_onset / 0.04, 0, 1) * np.clip((phrase_end - t) / 0.12, 0, 1)
         breath = signal.lfilter([0.05], [1, -0.95], rng.standard_normal(m)) * 0.01

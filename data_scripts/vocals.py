@@ -31,7 +31,7 @@ import pedalboard as pb
 import soundfile as sf
 from scipy import signal
 
-from data_scripts.synthetic import _FORMANT_BW, _FORMANT_GAIN, _VOWELS, _sin_multiples
+from data_scripts.synthetic import VOWEL_FORMANTS, formant_harmonics, midi_to_hz
 
 VOCAL_ENGINES = ("soundfont", "formant", "speech")
 VOICE_PROGRAMS = (52, 53, 54, 85)
@@ -40,10 +40,6 @@ ESPEAK_VOICES = ("en+f3", "en+f4", "en+m3", "en+m5", "en-us+f2", "en-us+m2")
 
 class VocalEngineError(RuntimeError):
     """An engine cannot run here (e.g. espeak-ng is not installed)."""
-
-
-def _midi_to_hz(m):
-    return 440.0 * 2.0 ** ((np.asarray(m, dtype=np.float64) - 69.0) / 12.0)
 
 
 def breaths(notes, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -78,23 +74,12 @@ def formant_voice(notes, n: int, sample_rate: int, rng: np.random.Generator) -> 
         t = np.arange(m) / sample_rate
         scoop = -0.6 * np.exp(-t / rng.uniform(0.03, 0.09))  # attack from below, as singers do
         vib = vib_depth * np.clip(t / 0.35 - 0.3, 0, 1) * np.sin(2 * np.pi * vib_rate * t)
-        f0 = _midi_to_hz(pitch + scoop + vib)
-        vowels = _VOWELS[rng.integers(len(_VOWELS), size=2)] * scale_formants
+        f0 = midi_to_hz(pitch + scoop + vib)
+        vowels = VOWEL_FORMANTS[rng.integers(len(VOWEL_FORMANTS), size=2)] * scale_formants
         ctrl_t = np.arange(0, m, hop)
         glide = np.clip(ctrl_t / m * 1.5 - 0.25, 0, 1)[:, None]  # diphthong: vowel a -> vowel b
         formants = vowels[0] * (1 - glide) + vowels[1] * glide
-        f0_ctrl = f0[ctrl_t]
-        phase = 2 * np.pi * np.cumsum(f0) / sample_rate
-        voice = np.zeros(m)
-        pos = np.arange(m)
-        for k, partial in zip(range(1, 60), _sin_multiples(phase)):
-            fk = k * f0_ctrl
-            if fk.min() > 0.45 * sample_rate:
-                break
-            resonance = (_FORMANT_GAIN / (1 + ((fk[:, None] - formants) / _FORMANT_BW) ** 2)).sum(1)
-            voice += (
-                np.interp(pos, ctrl_t, resonance * k**-tilt * (fk < 0.45 * sample_rate)) * partial
-            )
+        voice = formant_harmonics(f0, formants, ctrl_t, tilt, sample_rate)
         env = np.clip(t / 0.04, 0, 1) * np.clip((t[-1] - t) / 0.06, 0, 1)
         if rng.random() < 0.5:  # consonant burst
             b = min(m, int(0.04 * sample_rate))

@@ -7,6 +7,7 @@ import re
 from transformers import PretrainedConfig
 
 _MASK_TYPES = ("complex", "ratio")
+_BAND_PROJECTIONS = ("shared", "per_band")
 #: Characters a stem name (a file name of the separated stems) must not hold.
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -64,6 +65,13 @@ class TFSWAConfig(PretrainedConfig):
             Dropout on attention probabilities (training only).
         drop_path_rate (`float`, *optional*, defaults to 0.1):
             Stochastic depth rate, increasing linearly over the encoder blocks.
+        band_projections (`str`, *optional*, defaults to `"shared"`):
+            How the frequency patches (bands of `patch_size[1]` bins) are projected to tokens and the
+            final tokens back to mask values. `"shared"`: one projection for every band (a strided
+            convolution, as the TFSWA papers' patch embedding) plus a learned frequency-position
+            embedding. `"per_band"`: each band has its own input and output projection, as the band-
+            split and mask-estimation modules of BS-RoFormer (same FLOPs, more parameters: a bass
+            band and a cymbal band no longer share weights).
         mask_type (`str`, *optional*, defaults to `"complex"`):
             `"complex"`: an unbounded complex mask per stem and channel, multiplied with the complex
             mixture STFT. `"ratio"`: a real mask in [0, 1] (sigmoid) scaling the mixture STFT.
@@ -112,6 +120,7 @@ class TFSWAConfig(PretrainedConfig):
         hidden_dropout_prob: float = 0.0,
         attention_probs_dropout_prob: float = 0.0,
         drop_path_rate: float = 0.1,
+        band_projections: str = "shared",
         mask_type: str = "complex",
         layer_norm_eps: float = 1e-5,
         spectrogram_norm_eps: float = 1e-5,
@@ -145,6 +154,7 @@ class TFSWAConfig(PretrainedConfig):
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.drop_path_rate = drop_path_rate
+        self.band_projections = band_projections
         self.mask_type = mask_type
         self.layer_norm_eps = layer_norm_eps
         self.spectrogram_norm_eps = spectrogram_norm_eps
@@ -238,6 +248,11 @@ class TFSWAConfig(PretrainedConfig):
             value = getattr(self, field)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 fail(field, f"must be in [0, 1), got {value!r}")
+        if self.band_projections not in _BAND_PROJECTIONS:
+            fail(
+                "band_projections",
+                f"must be one of {_BAND_PROJECTIONS}, got {self.band_projections!r}",
+            )
         if self.mask_type not in _MASK_TYPES:
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:

@@ -387,17 +387,36 @@ class TFSWAPatchExpanding(nn.Module):
         return self.fuse(torch.cat([self.up_norm(grid), self.skip_norm(skip)], dim=-1))
 
 
+class TFSWABandLinear(nn.Module):
+    """One linear projection per frequency band: `(..., bands, in_features)` ->
+    `(..., bands, out_features)` (BS-RoFormer's band-split projections on uniform bands)."""
+
+    def __init__(self, bands: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(bands, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(bands, out_features))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("...fi,fio->...fo", tokens, self.weight) + self.bias
+
+
 class TFSWAPatchEmbedding(nn.Module):
-    """Spectrogram features -> token grid: non-overlapping `patch_size` patches, plus a learned
-    embedding of the frequency position (attention is otherwise blind to absolute frequency)."""
+    """Spectrogram features -> token grid: non-overlapping `patch_size` patches, projected by one
+    shared convolution plus a learned embedding of the frequency position (attention is otherwise
+    blind to absolute frequency), or by one projection per frequency band (`band_projections`)."""
 
     def __init__(self, config: TFSWAConfig):
         super().__init__()
         self.patch = tuple(config.patch_size)
         in_channels = 2 * config.audio_channels
-        self.projection = nn.Conv2d(in_channels, config.dims[0], self.patch, stride=self.patch)
         num_patches = -(-config.num_freq_bins // self.patch[1])
-        self.frequency_embedding = nn.Parameter(torch.zeros(num_patches, config.dims[0]))
+        if config.band_projections == "per_band":
+            patch_features = in_channels * self.patch[0] * self.patch[1]
+            self.projection = TFSWABandLinear(num_patches, patch_features, config.dims[0])
+            self.frequency_embedding = None  # the per-band biases are one
+        else:
+            self.projection = nn.Conv2d(in_channels, config.dims[0], self.patch, stride=self.patch)
+            self.frequency_embedding = nn.Parameter(torch.zeros(num_patches, config.dims[0]))
         self.norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -405,6 +424,11 @@ class TFSWAPatchEmbedding(nn.Module):
         pad_t = -features.shape[2] % self.patch[0]
         pad_f = -features.shape[3] % self.patch[1]
         features = F.pad(features, (0, pad_f, 0, pad_t))
+        if self.frequency_embedding is None:
+            b, c, frames, bins = features.shape
+            (pt, pf), t, f = self.patch, frames // self.patch[0], bins // self.patch[1]
+            patches = features.view(b, c, t, pt, f, pf).permute(0, 2, 4, 1, 3, 5)
+            return self.norm(self.projection(patches.reshape(b, t, f, c * pt * pf)))
         grid = self.projection(features).permute(0, 2, 3, 1)
         return self.norm(grid + self.frequency_embedding)
 
@@ -412,6 +436,10 @@ class TFSWAPatchEmbedding(nn.Module):
 class TFSWAMaskHead(nn.Linear):
     """Final projection of the tokens to the mask values of their patch (its own class so that
     `_init_weights` can start it at the even split of the mixture)."""
+
+
+class TFSWABandMaskHead(TFSWABandLinear):
+    """[`TFSWAMaskHead`] with one projection per frequency band (`band_projections="per_band"`)."""
 
 
 class TFSWAMaskEstimator(nn.Module):
@@ -448,7 +476,12 @@ class TFSWAMaskEstimator(nn.Module):
         )
         self.head_norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
         pt, pf = config.patch_size
-        self.head = TFSWAMaskHead(config.dims[0], pt * pf * config.num_mask_channels)
+        out_features = pt * pf * config.num_mask_channels
+        if config.band_projections == "per_band":
+            bands = -(-config.num_freq_bins // pf)
+            self.head = TFSWABandMaskHead(bands, config.dims[0], out_features)
+        else:
+            self.head = TFSWAMaskHead(config.dims[0], out_features)
 
     def normalize(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """Per-example, per-frequency-bin instance normalisation over channels and frames."""
@@ -500,16 +533,19 @@ class TFSWAPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module):
         std = self.config.initializer_range
-        if isinstance(module, TFSWAMaskHead):
+        if isinstance(module, (TFSWAMaskHead, TFSWABandMaskHead)):
             # Start from masks that split the mixture evenly between the stems: the estimates then
             # sum to the mixture from step 0, and training learns deviations from that.
             init.zeros_(module.weight)
             if self.config.mask_type == "complex":
-                bias = torch.zeros(module.bias.shape[0] // 2, 2)
-                bias[:, 0] = 1.0 / self.config.num_stems
-                init.copy_(module.bias, bias.flatten())
+                bias = torch.zeros(*module.bias.shape[:-1], module.bias.shape[-1] // 2, 2)
+                bias[..., 0] = 1.0 / self.config.num_stems
+                init.copy_(module.bias, bias.flatten(-2))
             else:
                 init.zeros_(module.bias)
+        elif isinstance(module, TFSWABandLinear):
+            init.trunc_normal_(module.weight, std=std)
+            init.zeros_(module.bias)
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
@@ -520,7 +556,7 @@ class TFSWAPreTrainedModel(PreTrainedModel):
         elif isinstance(module, TFSWAWindowAttention):
             init.trunc_normal_(module.relative_position_bias_table, std=std)
             init.copy_(module.relative_position_index, relative_position_index(module.window))
-        elif isinstance(module, TFSWAPatchEmbedding):
+        elif isinstance(module, TFSWAPatchEmbedding) and module.frequency_embedding is not None:
             init.trunc_normal_(module.frequency_embedding, std=std)
         elif isinstance(module, SpectralTransform):
             init.copy_(module.window, module.make_window())

@@ -95,6 +95,18 @@ def test_drum_channel_lands_in_drums_and_missing_parts_are_silent(tmp_path):
         assert info["stems"][stem]["silent"]
 
 
+def test_a_drum_kit_missing_from_the_soundfont_is_named_in_the_manifest(tmp_path):
+    pm = pretty_midi.PrettyMIDI(str(_midi(tmp_path / "k.mid", parts=("drums",))))
+    pm.instruments[0].program = 127  # no kit 127 in TimGM6mb: FluidSynth plays kit 0
+    song, info = render.render_song(
+        pm, SMALL_FONT, resolve_mapping(), 2.0, np.random.default_rng(0)
+    )
+    assert _rms(song["drums"]) > 1e-2
+    assert info["stems"]["drums"]["instruments"] == [
+        "drums (drums, program 127, missing from TimGM6mb.sf2: played as program 0)"
+    ]
+
+
 def test_mapping_is_honoured_and_checked(tmp_path):
     pm = pretty_midi.PrettyMIDI(str(_midi(tmp_path / "p.mid", parts=("piano", "guitar"))))
     mapping = resolve_mapping({"piano": "bass", "guitar": "vocals"})

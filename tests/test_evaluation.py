@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from modeling_tfswa.evaluation import (
+    MixtureSeparator,
     OracleSeparator,
     aggregate_tracks,
     binary_mask,
@@ -81,6 +82,19 @@ def test_oracles_split_the_mixture(kind):
     # A single active stem is returned exactly.
     alone = oracle.separate(references[0], torch.stack([references[0], 0 * references[1]]))
     torch.testing.assert_close(alone[0], references[0], atol=1e-5, rtol=0)
+
+
+def test_mixture_separator_is_the_floor():
+    stems = synthetic_song(3, seconds=0.5)
+    references = torch.stack([torch.from_numpy(stems[s].T) for s in ("vocals", "accompaniment")])
+    mixture = references.sum(0)
+    floor = MixtureSeparator(["vocals", "accompaniment"])
+    estimates = floor.separate(mixture, references)
+    assert estimates.shape == references.shape and (floor.name, floor.settings()) == ("mixture", {})
+    for estimate in estimates:
+        torch.testing.assert_close(estimate, mixture)
+    estimates[0].zero_()  # copies, not views of the input
+    assert mixture.abs().sum() > 0
 
 
 def test_load_separator_and_stem_sets():

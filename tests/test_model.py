@@ -46,8 +46,10 @@ def test_output_shapes(stems, length):
     assert torch.isfinite(out.waveforms).all()
 
 
-def test_initial_masks_split_the_mixture_evenly():
-    model = TFSWAUNet(make_tiny_config(["a", "b", "c"])).eval()
+@pytest.mark.parametrize("band_projections", ["shared", "per_band"])
+def test_initial_masks_split_the_mixture_evenly(band_projections):
+    config = make_tiny_config(["a", "b", "c"], band_projections=band_projections)
+    model = TFSWAUNet(config).eval()
     mixture = torch.randn(1, 2, 8000)
     with torch.no_grad():
         estimates = model(mixture).waveforms
@@ -245,8 +247,24 @@ def test_gradients_equal_with_and_without_checkpointing():
 
 
 # --- saving and loading -------------------------------------------------------------------------
-def test_save_and_load_registered_gives_identical_outputs(tmp_path):
-    model = randomize(TFSWAUNet(make_tiny_config())).eval()
+def test_per_band_head_writes_only_its_own_bins():
+    config = make_tiny_config(["a", "b"], band_projections="per_band")
+    model = randomize(TFSWAUNet(config)).eval()
+    with pytest.raises(ValueError, match="band_projections"):
+        make_tiny_config(band_projections="mel")
+    mixture = torch.randn(1, 2, 4000)
+    with torch.no_grad():
+        before = model(mixture).masks
+        model.mask_estimator.head.weight[1] += 1.0  # the second band of patch_size[1] bins
+        changed = (model(mixture).masks - before).abs().amax(dim=(0, 1, 2, 4)) > 0  # per bin
+    band = config.patch_size[1]
+    assert changed[band : 2 * band].all() and not changed[:band].any()
+    assert not changed[2 * band :].any()
+
+
+@pytest.mark.parametrize("band_projections", ["shared", "per_band"])
+def test_save_and_load_registered_gives_identical_outputs(tmp_path, band_projections):
+    model = randomize(TFSWAUNet(make_tiny_config(band_projections=band_projections))).eval()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
     for code in ("modeling_tfswa.py", "configuration_tfswa.py", "spectral.py"):

@@ -120,7 +120,7 @@ def test_the_loop_trains_a_separator_that_is_not_tfswa(tmp_path):
     assert 0 < result.train_cpu_seconds and 0 < result.train_seconds
 
 
-def test_tiny_budget_run_gives_a_finite_row_per_model(tmp_path, capsys):
+def test_tiny_budget_run_gives_a_finite_row_per_model(tmp_path, capsys, monkeypatch):
     from data_scripts.synthetic import ensure_synthetic_dataset
 
     test_root = ensure_synthetic_dataset(tmp_path / "test", 0, 0, 1, 1.0, seed=3, progress=False)
@@ -143,3 +143,16 @@ def test_tiny_budget_run_gives_a_finite_row_per_model(tmp_path, capsys):
     assert report["irm2"]["mean_sdr"] > report["mixture"]["mean_sdr"] + 5
     assert (tmp_path / "quality.png").stat().st_size > 0
     assert json.loads((tmp_path / "quality.json").read_text())["models"].keys() == set(expected)
+
+    # A rerun with the same settings reuses the finished results; other settings train again.
+    monkeypatch.setattr(quality, "run_model", lambda name, args: pytest.fail(f"{name} retrained"))
+    again = quality.main(argv)
+    assert again["models"] == report["models"]
+    assert "tfswa-unet-tiny: reusing the result" in capsys.readouterr().out
+    args = quality.parse_args(argv)
+    key = quality.result_key("tfswa-unet-tiny", args)
+    assert key != quality.result_key("tfswa-unet-tiny", quality.parse_args([*argv, "--lr", "3e-3"]))
+    assert key != quality.result_key("tfswa-unet", args)
+    monkeypatch.setattr(quality, "run_model", lambda name, args: {"mean_sdr": 0.0, "forced": True})
+    forced = quality.run_models(quality.parse_args([*argv, "--force"]))
+    assert all(row["forced"] for row in forced.values())

@@ -3,7 +3,7 @@ tables) and the fast SDRs of `modeling_tfswa.metrics`, per track and aggregated,
 masking baselines. One module per concern:
 
 - `bsseval`: the museval adapter ([`bsseval_track`], [`save_track_scores`], [`track_medians`]).
-- `oracles`: ideal ratio / binary masks and [`OracleSeparator`].
+- `oracles`: ideal ratio / binary masks, [`OracleSeparator`] and [`MixtureSeparator`] (the floor).
 - `separators`: [`ModelSeparator`] (a trained model through `Separator`) and [`load_separator`].
 - `scoring`: per-track scores ([`fast_scores`]), their aggregation, [`EvaluationResult`].
 - `workers`: the museval worker processes, which end with their parent.
@@ -18,7 +18,7 @@ model's stems is `data_scripts.musdb.stem_set_for` (re-exported here).
 from data_scripts.musdb import stem_set_for
 
 from .bsseval import BSSEVAL_METRICS, bsseval_track, save_track_scores, track_medians
-from .oracles import ORACLE_MASKS, OracleSeparator, binary_mask, ratio_mask
+from .oracles import ORACLE_MASKS, MixtureSeparator, OracleSeparator, binary_mask, ratio_mask
 from .reports import markdown_table, plot_sdr_boxplot, write_reports
 from .runner import TrackError, evaluate_separator, run_settings
 from .scoring import (
@@ -36,6 +36,7 @@ __all__ = [
     "EvaluationResult",
     "FAST_COLUMNS",
     "MUSEVAL_COLUMNS",
+    "MixtureSeparator",
     "ModelSeparator",
     "ORACLE_MASKS",
     "OracleSeparator",

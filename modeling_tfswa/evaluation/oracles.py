@@ -1,5 +1,6 @@
-"""Oracle masks: the masking limit of an STFT-domain separator (ideal ratio / binary masks computed
-from the true stems), and [`OracleSeparator`], which applies them to a mixture."""
+"""Reference separators that bracket a model's scores: oracle masks, the masking limit of an
+STFT-domain separator (ideal ratio / binary masks computed from the true stems) applied by
+[`OracleSeparator`], and [`MixtureSeparator`], the mixture as every stem's estimate (the floor)."""
 
 from __future__ import annotations
 
@@ -107,3 +108,25 @@ class OracleSeparator:
             masks = ORACLE_MASKS[self.kind](self.spectral.stft(references[:, channel].float()))
             estimates.append(self.spectral.istft(masks * mixture_spec, length))  # (S, T)
         return torch.stack(estimates, dim=1)
+
+
+@dataclass
+class MixtureSeparator:
+    """The mixture as the estimate of every stem: the floor any separator must beat.
+
+    Args:
+        stems (`list[str]`): names of the stems, in the order of the references.
+        sample_rate (`int`): sample rate in Hz.
+    """
+
+    stems: list[str]
+    sample_rate: int = 44100
+    name = "mixture"
+
+    def settings(self) -> dict:
+        """What its estimates depend on (nothing: for reusing results)."""
+        return {}
+
+    def separate(self, mixture: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        """`mixture` `(channels, samples)` -> `(stems, channels, samples)`, one copy per stem."""
+        return mixture.unsqueeze(0).expand(len(self.stems), *mixture.shape).clone()
