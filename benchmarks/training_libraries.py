@@ -6,8 +6,9 @@ Checkpoint rotation: Accelerate's `ProjectConfiguration(automatic_checkpoint_nam
 total_limit=2)` vs the trainer's own (`save_checkpoint`: `save_state` into a `.tmp-` folder, an
 atomic rename to `checkpoints/step_<step>`, then the oldest beyond `keep_last=2` removed). Both save
 two checkpoints, then a third save fails half-way (the process is killed or the disk fills up while
-Accelerate writes its files); counted afterwards: complete checkpoints left, incomplete folders under
-a checkpoint name, and whether the newest checkpoint name (what `--resume latest` takes) is complete.
+Accelerate writes its files); counted afterwards: complete checkpoints left, incomplete folders
+under a checkpoint name, and whether the newest checkpoint name (what `--resume latest` takes) is
+complete.
 
 Background Hub push: `HfApi.upload_folder(run_as_future=True)` vs our `HubPusher` (a snapshot
 uploaded on a daemon thread), when the Hub hangs (an httpx `MockTransport` that answers every

@@ -2,8 +2,8 @@
 
 Sources are a dict from `data.source` to a function giving the dataset root; adding one is one
 entry. Every source is read through `data_scripts.musdb.load_stem_dataset` (a cached `datasets`
-dataset with the stems of `TrainingConfig.stem_set()`) and cut by `data_scripts.pipeline`: random remixed
-segments for training, sequential segments for validation. With `data.sources`, every source gets
+dataset with the stems of `TrainingConfig.stem_set()`) and cut by `data_scripts.pipeline`: random
+remixed segments for training, sequential segments for validation. With `data.sources`, every source gets
 its own remixing dataset and [`WeightedSourcesDataset`] draws each example's source by weight;
 validation segments of all sources are interleaved.
 """
