@@ -65,6 +65,9 @@ MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 STEM_MP4_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 STEM_MP4_SUFFIX = ".stem.mp4"
 MIXTURE = "mixture"
+#: Audio channels of every stored column, `(T, CHANNELS)`: the datasets are stereo (MUSDB18 is), and
+#: the training pipeline (`data_scripts.pipeline`) reads them as such.
+CHANNELS = 2
 #: The per-track columns of a stem dataset beside its audio (mixture and stems): the one list of
 #: column names that are not stems.
 TRACK_COLUMNS = ("name", "sample_rate", "num_samples")
@@ -502,7 +505,7 @@ def stem_columns(dataset: datasets.Dataset) -> list[str]:
 
 def stem_features(stems: Sequence[str]) -> datasets.Features:
     """Columns of a stem set: name, mixture, one (T, 2) float32 column per stem, rate, length."""
-    audio = datasets.Array2D(shape=(None, 2), dtype="float32")
+    audio = datasets.Array2D(shape=(None, CHANNELS), dtype="float32")
     return datasets.Features(
         {
             "name": datasets.Value("string"),

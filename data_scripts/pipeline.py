@@ -1,4 +1,4 @@
-"""Torch training / validation / evaluation datasets over a materialised stem dataset.
+"""Torch training and validation datasets over a materialised stem dataset.
 
 All datasets here are map-style and every item is a pure function of ``(seed, epoch, index)``:
 the random state of item ``i`` is ``numpy.random.default_rng([seed, epoch, i])``. So any sampler,
@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from data_scripts.musdb import MIXTURE, stem_columns
+from data_scripts.musdb import CHANNELS, MIXTURE, stem_columns
 
 #: Silence level of the project (RMS in dBFS): a stem window below it is redrawn, and training
 #: losses and validation leave out references below it. It sits above recording noise floors and
@@ -123,7 +123,7 @@ class ArrowTrackReader:
         outer, inner, values = self._view(column, chunk_index)
         first = outer[local]
         lo, hi = inner[first + start], inner[first + stop]
-        return values[lo:hi].reshape(-1, 2)
+        return values[lo:hi].reshape(-1, CHANNELS)
 
     def read_padded(self, row: int, column: str, start: int, length: int) -> np.ndarray:
         """Like :meth:`read` for ``length`` samples from ``start``, zero-padded past the end.
@@ -131,7 +131,7 @@ class ArrowTrackReader:
         Returns a writable float32 (length, 2) array.
         """
         stop = min(start + length, int(self.num_samples[row]))
-        out = np.zeros((length, 2), dtype=np.float32)
+        out = np.zeros((length, CHANNELS), dtype=np.float32)
         if stop > start:
             out[: stop - start] = self.read(row, column, start, stop)
         return out
@@ -262,7 +262,7 @@ class RemixDataset(torch.utils.data.Dataset):
                 if attempt == retries or not any(self._silent(v) for v in views):
                     break
         # Written channels-first directly: (S, C, T), no transposing copy afterwards.
-        out = np.zeros((len(self.stems), 2, self.segment_samples), dtype=np.float32)
+        out = np.zeros((len(self.stems), CHANNELS, self.segment_samples), dtype=np.float32)
         for s, view in enumerate(views):
             gain = np.float32(10 ** (rng.uniform(*self.gain_db) / 20))
             if rng.random() < self.polarity_flip_prob:
@@ -282,8 +282,7 @@ class SequentialSegmentDataset(torch.utils.data.Dataset):
     """Overlapping fixed-length segments covering every track in order (validation).
 
     Segment ``k`` of a track starts at ``k * hop`` with ``hop = segment * (1 - overlap)``; the
-    last one reaches the track end (zero-padded past it). Items carry what
-    :func:`stitch_segments` needs to rebuild full tracks.
+    last one reaches the track end (zero-padded past it). Items say where they come from.
 
     Args:
         dataset: a split of :func:`data_scripts.musdb.load_stem_dataset`.
@@ -333,55 +332,6 @@ class SequentialSegmentDataset(torch.utils.data.Dataset):
             "track_index": row,
             "start": start,
             "valid_length": min(seg, int(self.reader.num_samples[row]) - start),
-        }
-
-
-def stitch_segments(
-    segments: torch.Tensor, starts: Sequence[int], valid_lengths: Sequence[int], length: int
-) -> torch.Tensor:
-    """Average overlapping segments of one track back into the full track.
-
-    Args:
-        segments: (N, ..., T) segments of one track (e.g. estimates (N, S, C, T)).
-        starts: (N,) start sample of each segment.
-        valid_lengths: (N,) samples of each segment inside the track.
-        length: track length in samples.
-
-    Returns:
-        (..., length) tensor; overlapping samples are the mean of the segments covering them.
-    """
-    out = segments.new_zeros((*segments.shape[1:-1], length))
-    weight = segments.new_zeros(length)
-    for seg, start, valid in zip(segments, starts, valid_lengths):
-        out[..., start : start + valid] += seg[..., :valid]
-        weight[start : start + valid] += 1
-    if (weight == 0).any():
-        raise ValueError("segments do not cover the whole track")
-    return out / weight
-
-
-class FullTrackDataset(torch.utils.data.Dataset):
-    """Whole tracks for evaluation (one item per track; use batch_size=1).
-
-    Items: {"mixture": (C, T) the file mixture, "stems": (S, C, T), "name": str,
-    "sample_rate": int}.
-    """
-
-    def __init__(self, dataset: datasets.Dataset, *, stems: Sequence[str] | None = None):
-        self.stems = list(stems) if stems is not None else stem_columns(dataset)
-        self.reader = ArrowTrackReader(dataset, [MIXTURE, *self.stems])
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def __getitem__(self, index: int) -> dict:
-        n = int(self.reader.num_samples[index])
-        stems = np.stack([self.reader.read(index, s, 0, n) for s in self.stems])
-        return {
-            "mixture": _to_channels_first(self.reader.read(index, MIXTURE, 0, n)),
-            "stems": _to_channels_first(stems),
-            "name": self.reader.names[index],
-            "sample_rate": self.reader.sample_rate,
         }
 
 

@@ -37,7 +37,8 @@ class TFSWASeparationOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*):
-            Mean absolute error between `waveforms` and the `labels`, when labels are given.
+            Mean absolute error between `waveforms` and the `labels`, when labels are given (the
+            plain waveform L1; see [`TFSWAUNet.forward`]).
         waveforms (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`):
             Separated stems, in the order of `config.stems`, as long as the input.
         spectrograms (`torch.ComplexTensor` of shape `(batch, stems, channels, freq_bins, frames)`):
@@ -573,19 +574,37 @@ class TFSWAUNet(TFSWAPreTrainedModel):
         input_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> TFSWASeparationOutput | tuple:
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(batch, channels, samples)`):
                 The mixture waveform at `config.sample_rate`, any number of samples.
             labels (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`, *optional*):
-                The true stems, in the order of `config.stems`; gives `loss` (L1 on waveforms).
+                The true stems, in the order of `config.stems`; gives `loss`, the plain waveform L1
+                (mean absolute error over batch, stems, channels and samples). It is kept because
+                it is the same definition as the project's training loss with its default weights
+                (`modeling_tfswa.training.losses.SeparationLoss` with only `waveform_l1: 1`, a
+                test holds them equal), so `model(x, labels=y).loss` is what a plain transformers
+                loop or a quick check expects. Training itself uses `SeparationLoss`, which adds
+                the spectral parts of its config and logs every part per stem.
             return_dict (`bool`, *optional*): return a tuple when `False`.
+            output_attentions, output_hidden_states (`bool`, *optional*): the flags transformers
+                utilities may pass; the model returns neither, so only `None` / `False` are
+                accepted (`True` is a `ValueError`, not silently ignored).
+
+        Any other keyword is a `TypeError` (no argument is swallowed).
 
         Returns:
             [`TFSWASeparationOutput`].
         """
+        for flag, value in (
+            ("output_attentions", output_attentions),
+            ("output_hidden_states", output_hidden_states),
+        ):
+            if value:
+                raise ValueError(f"{flag}=True: TFSWAUNet returns no attentions or hidden states")
         config = self.config
         if input_values.ndim != 3 or input_values.shape[1] != config.audio_channels:
             raise ValueError(

@@ -28,7 +28,6 @@ def batch(seed=0):
 
 
 ALL_ON = AugmentConfig(
-    gain_probability=1.0,
     pitch_probability=1.0,
     tempo_probability=1.0,
     frequency_mask_probability=1.0,
@@ -64,14 +63,6 @@ def test_stem_augmentations_keep_mixture_equal_to_sum_of_targets():
     assert not torch.allclose(targets, batch())
 
 
-def test_gain_stays_in_range():
-    config = AugmentConfig(gain_probability=1.0, gain_range=[0.7, 1.3])
-    stems = batch()
-    _, targets = Augmenter(config, 256, 64)(stems, torch.Generator().manual_seed(2))
-    ratio = targets[..., 0, 0] / stems[..., 0, 0]
-    assert ((ratio >= 0.7 - 1e-6) & (ratio <= 1.3 + 1e-6)).all() and ratio.std() > 0
-
-
 def test_masking_changes_the_input_only():
     config = AugmentConfig(frequency_mask_probability=1.0, max_frequency_bins=20)
     augmenter = Augmenter(config, n_fft=256, hop_length=64)
@@ -80,9 +71,12 @@ def test_masking_changes_the_input_only():
     assert torch.equal(targets, stems)
     before = augmenter.spectral.stft(stems.sum(1)).abs()
     after = augmenter.spectral.stft(mixture).abs()
-    # Some band of bins lost (nearly) all its energy in every example; the rest barely changed.
+    # Some band of bins lost most of its energy in every example (nearly all of it, unless the
+    # band drawn is a bin or two wide: the inverse STFT leaks neighbours' energy back into a
+    # narrow band); the rest barely changed.
     ratio = after.square().mean(dim=(1, 3)) / before.square().mean(dim=(1, 3))  # (B, F)
-    assert (ratio.min(dim=1).values < 0.05).all()
+    lowest = ratio.min(dim=1).values
+    assert (lowest < 0.5).all() and (lowest < 0.05).sum() >= 3
     assert (ratio.median(dim=1).values > 0.9).all()
 
 

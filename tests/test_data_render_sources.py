@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from data_scripts.pipeline import SILENCE_POWER, RemixDataset
 from modeling_tfswa.training.config import ConfigError, load_config
 from modeling_tfswa.training.data import (
     WeightedSourcesDataset,
@@ -56,22 +57,21 @@ def test_sampling_weights_are_respected_and_reproducible():
 
 def test_sources_are_checked_by_key(tmp_path):
     base = {"output_dir": str(tmp_path / "run")}
+
+    def check(**overrides):  # the data layer checks the sources it reads
+        resolve_sources(load_config(TINY, {**base, **overrides}))
+
     with pytest.raises(ConfigError, match=r"data.sources\[1\].source: must be one of"):
-        load_config(
-            TINY,
-            {**base, "data.sources": [{"source": "synthetic", "root": "a"},
-                                      {"source": "lakh", "root": "b"}]},
-        ).validate()  # fmt: skip
+        check(**{"data.sources": [{"source": "synthetic", "root": "a"},
+                                  {"source": "lakh", "root": "b"}]})  # fmt: skip
     with pytest.raises(ConfigError, match=r"data.sources\[0\].weight: must be a positive number"):
-        load_config(
-            TINY, {**base, "data.sources": [{"source": "synthetic", "root": "a", "weight": -1}]}
-        ).validate()
+        check(**{"data.sources": [{"source": "synthetic", "root": "a", "weight": -1}]})
     with pytest.raises(ConfigError, match=r"data.sources\[0\]: unknown key\(s\) \['songs'\]"):
-        load_config(
-            TINY, {**base, "data.sources": [{"source": "synthetic", "root": "a", "songs": 3}]}
-        ).validate()
+        check(**{"data.sources": [{"source": "synthetic", "root": "a", "songs": 3}]})
     with pytest.raises(ConfigError, match=r"data.sources\[0\]: expected \{source"):
-        load_config(TINY, {**base, "data.sources": [{"root": "a"}]}).validate()
+        check(**{"data.sources": [{"root": "a"}]})
+    with pytest.raises(ConfigError, match=r"data.source: must be one of \[.*\], got 'lakh'"):
+        check(**{"data.source": "lakh"})
     config = load_config(
         TINY,
         {**base, "data.sources": [
@@ -111,3 +111,31 @@ def test_two_sources_train_and_validate_together(tmp_path):
     first, second = validation[0]["mixture"], validation[1]["mixture"]
     assert not torch.equal(first, second)
     assert len(validation) == 2 * 2  # one 1-s song per source, two 0.5-s segments each
+
+
+def test_the_augment_section_sets_the_training_datasets_knobs(tmp_path):
+    base = {
+        "output_dir": str(tmp_path / "run"),
+        "data.root": str(tmp_path / "a"),
+        "data.cache_dir": str(tmp_path / "cache"),
+        "data.synthetic_seconds": 1.0,
+    }
+    default, _, _ = build_datasets(load_config(TINY, base))
+    assert (default.gain_db, default.channel_swap_prob, default.polarity_flip_prob) == (
+        (-6.0, 3.0), 0.5, 0.5
+    )  # fmt: skip
+    assert default._silence_power == pytest.approx(SILENCE_POWER)
+    knobs = {"augment.gain_db": [-1, -1], "augment.channel_swap_probability": 0,
+             "augment.polarity_flip_probability": 1, "augment.silence_db": -50}  # fmt: skip
+    train, _, _ = build_datasets(load_config(TINY, {**base, **knobs}))
+    assert (train.gain_db, train.channel_swap_prob, train.polarity_flip_prob) == (
+        (-1.0, -1.0), 0.0, 1.0
+    )  # fmt: skip
+    assert train._silence_power == pytest.approx(1e-5)
+    # Same draws, one fixed gain and polarity instead of random ones: the knobs act.
+    plain = RemixDataset(
+        default.reader._dataset, 0.25, stems=default.stems, samples_per_epoch=16,
+        seed=default.seed, gain_db=(0, 0), channel_swap_prob=0, polarity_flip_prob=0,
+        silence_db=-50,
+    )  # fmt: skip
+    torch.testing.assert_close(train[3]["stems"], -(10 ** (-1 / 20)) * plain[3]["stems"])

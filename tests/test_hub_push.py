@@ -1,6 +1,8 @@
 """Hub pushes through the fake Hub of conftest.py (a mocked HTTP transport): right files sent; a failing Hub never stops training."""
 
 import logging
+import subprocess
+import sys
 import threading
 
 import huggingface_hub
@@ -118,3 +120,34 @@ def test_tokens_are_read_from_a_file_or_an_environment_variable(tmp_path, monkey
         read_token("hf_literal_token_value")
     assert data_main(["push", str(tmp_path), "me/data", "--token", "hf_literal_token_value"]) == 2
     assert capsys.readouterr().err.startswith("error: --token: give a file")
+
+
+HANGING_HUB_PUSH = """
+import sys, time, httpx2, huggingface_hub
+from huggingface_hub import constants
+constants.HF_HUB_OFFLINE = False
+constants.HF_HUB_DISABLE_XET = True
+
+
+def hang(request):
+    time.sleep(300)
+    raise httpx2.ConnectError("no answer", request=request)
+
+
+huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hang)))
+from modeling_tfswa.training.hub import HubPusher
+
+pusher = HubPusher("me/model", token="hf_fake")
+assert pusher.push(sys.argv[1], "step 1")
+assert not pusher.wait(timeout=0.5)
+"""
+
+
+def test_a_hanging_hub_does_not_hold_the_end_of_the_process(tmp_path):
+    # Why not upload_folder(run_as_future=True): the interpreter joins its executor at exit
+    # (modeling_tfswa/training/hub.py). Our push thread is dropped once training stops waiting.
+    (tmp_path / "a.txt").write_text("a")
+    process = subprocess.run(
+        [sys.executable, "-c", HANGING_HUB_PUSH, str(tmp_path)], timeout=240, capture_output=True
+    )  # the Hub answers after 300 s; the process must not wait for it
+    assert process.returncode == 0, process.stderr.decode()[-2000:]

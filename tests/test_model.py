@@ -114,6 +114,32 @@ def test_labels_give_l1_loss_and_shape_errors():
     assert isinstance(model(mixture, return_dict=False), tuple)
 
 
+def test_the_labels_loss_is_the_training_loss_with_default_weights():
+    from modeling_tfswa.training.config import LossConfig
+    from modeling_tfswa.training.losses import SeparationLoss
+
+    config = make_tiny_config()
+    model = randomize(TFSWAUNet(config)).eval()
+    mixture, labels = torch.randn(2, 2, 2000), torch.randn(2, 2, 2, 2000)
+    out = model(mixture, labels=labels)
+    loss = SeparationLoss(LossConfig(), config.stems, config.n_fft, config.hop_length)
+    torch.testing.assert_close(out.loss, loss(out.waveforms, labels)["total"])
+
+
+def test_unknown_forward_arguments_are_refused():
+    model = TFSWAUNet(make_tiny_config()).eval()
+    mixture = torch.randn(1, 2, 2000)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'mixture'"):
+        model(input_values=mixture, mixture=mixture)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'attention_mask'"):
+        model(mixture, attention_mask=torch.ones(1, 2000))
+    # What transformers utilities pass is accepted; outputs the model lacks are not faked.
+    out = model(mixture, return_dict=True, output_attentions=False, output_hidden_states=None)
+    assert out.waveforms.shape == (1, 2, 2, 2000)
+    with pytest.raises(ValueError, match="output_hidden_states=True"):
+        model(mixture, output_hidden_states=True)
+
+
 # --- window helpers -----------------------------------------------------------------------------
 def test_window_partition_roundtrip_on_padded_grid():
     grid = torch.randn(2, 13, 10, 3)  # not a multiple of the window

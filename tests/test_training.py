@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from modeling_tfswa import TFSWAUNet
-from modeling_tfswa.training.config import load_config
+from modeling_tfswa.training.config import TrainingConfig, load_config
 from modeling_tfswa.training.trainer import checkpoint_dirs, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +81,18 @@ def test_loss_decreases_on_a_fixed_batch_and_outputs_are_written(tmp_path):
     assert saved["segment_seconds"] == model.config.segment_seconds == 0.25
 
 
+def test_a_run_builds_the_model_config_once_after_validation(tmp_path, monkeypatch):
+    built = []
+    model_config = TrainingConfig.model_config
+    monkeypatch.setattr(
+        TrainingConfig, "model_config", lambda self: built.append(1) or model_config(self)
+    )
+    config = tiny_config(tmp_path, max_steps=2, eval_every=2, save_every=2)
+    built.clear()
+    train(config, train_dataset=ToyStems(length=4), validation_dataset=ToyStems(length=2))
+    assert len(built) == 2  # train()'s validation, then the run's one instance (data, card...)
+
+
 def test_resumed_run_reaches_the_same_weights(tmp_path):
     # Augmentations and stochastic depth on: their randomness must be replayed exactly too.
     overrides = {
@@ -90,8 +102,8 @@ def test_resumed_run_reaches_the_same_weights(tmp_path):
         "keep_last": 5,
         "gradient_accumulation_steps": 2,
         "model.drop_path_rate": 0.1,
-        "augment.gain_probability": 0.5,
         "augment.pitch_probability": 0.5,
+        "augment.tempo_probability": 0.5,
         "augment.mixup_probability": 0.5,
         "augment.frequency_mask_probability": 0.5,
         "augment.vocoder_n_fft": 256,

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from data_scripts.musdb import resolve_stem_set
 from modeling_tfswa import TFSWAConfig
 from modeling_tfswa.training.config import (
     ConfigError,
@@ -50,6 +51,10 @@ def test_int_is_accepted_for_float_and_strings_are_not():
         ({"data.batch_size": 0}, "data.batch_size"),
         ({"model.dims": [8, 16, 32]}, "depths"),  # TFSWAConfig's own validation, named
         ({"push_to_hub": True}, "hub_model_id"),
+        ({"augment.gain_probability": 0.5}, "gain_probability"),  # one gain: augment.gain_db
+        ({"augment.gain_db": [3, -6]}, "augment.gain_db"),
+        ({"augment.channel_swap_probability": 2}, "augment.channel_swap_probability"),
+        ({"augment.silence_db": 10}, "augment.silence_db"),
     ],
 )
 def test_bad_keys_are_named(overrides, key):
@@ -77,6 +82,32 @@ def test_flag_parsing():
 def test_shipped_configs_load(name):
     config = load_config(CONFIGS / name)
     assert config.model_config().num_stems >= 2
+    # Stems are stated once: the data's stem set follows model.stems.
+    assert config.data.stem_set is None
+    assert sorted(resolve_stem_set(config.stem_set())[1]) == sorted(config.model["stems"])
+
+
+def test_the_stem_set_follows_model_stems_unless_given():
+    def stem_set(**overrides):
+        return load_config(overrides=overrides).stem_set()
+
+    assert stem_set(**{"model.stems": ["accompaniment", "vocals"]}) == "vocals-accompaniment"
+    assert stem_set() == "4stems"  # TFSWAConfig's default stems
+    assert stem_set(**{"model.stems": ["drums", "vocals"]}) == {
+        "drums": ["drums"],
+        "vocals": ["vocals"],
+    }
+    # A grouping the stem names do not say is given once, in either grammar, and checked.
+    custom = {"model.stems": ["vocals", "rhythm", "other"]}
+    with pytest.raises(ConfigError, match="data.stem_set: not given.*rhythm"):
+        load_config(overrides=custom)
+    grouping = {"vocals": ["vocals"], "rhythm": ["drums", "bass"], "other": ["other"]}
+    for given in ("vocals=vocals,rhythm=drums+bass,other=other", grouping):
+        assert stem_set(**custom, **{"data.stem_set": given}) == grouping
+    with pytest.raises(ConfigError, match="gives stems.*make them name the same stems"):
+        load_config(overrides={**custom, "data.stem_set": "4stems"})
+    with pytest.raises(ConfigError, match="data.stem_set: unknown stem set 'five'"):
+        load_config(overrides={"data.stem_set": "five"})
 
 
 def test_saved_config_round_trips(tmp_path):

@@ -5,6 +5,7 @@ import logging
 import os
 import pickle
 import stat
+from pathlib import Path
 
 import pytest
 from test_training import ToyStems, tiny_config
@@ -73,6 +74,41 @@ def test_resume_with_a_changed_model_is_refused_before_anything_is_written(tmp_p
     )
 
 
+def test_a_derived_stem_set_and_the_same_one_written_out_resume_alike(tmp_path):
+    train(tiny_config(tmp_path, max_steps=4, save_every=2), stop_after=2, **DATA)  # derived
+    same = {"data.stem_set": "vocals=vocals,accompaniment=drums+bass+other"}
+    result = train(tiny_config(tmp_path, max_steps=4, resume="latest", **same), **DATA)
+    assert result.step == 4
+
+
+def test_a_checkpoint_save_killed_half_way_keeps_the_last_complete_ones(tmp_path, monkeypatch):
+    # Why not Accelerate's total_limit rotation: it deletes first and writes in place
+    # (modeling_tfswa/training/trainer.py). Ours: the last keep_last stay whole and resumable.
+    import accelerate.accelerator
+
+    save = accelerate.accelerator.save_accelerator_state
+    calls = []
+
+    def killed_on_the_third_save(output_dir, *args, **kwargs):
+        calls.append(output_dir)
+        if len(calls) == 3:
+            (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+            raise KeyboardInterrupt("killed half-way through the save")
+        return save(output_dir, *args, **kwargs)
+
+    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", killed_on_the_third_save)
+    config = tiny_config(tmp_path, max_steps=3, save_every=1, eval_every=3, keep_last=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, **DATA)
+    kept = checkpoint_dirs(tmp_path / "run")
+    assert [p.name for p in kept] == ["step_00000001", "step_00000002"]
+    assert all((p / "model.safetensors").stat().st_size > 1000 for p in kept)
+    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", save)
+    resumed = train(tiny_config(tmp_path, max_steps=3, save_every=1, eval_every=3, keep_last=2,
+                                resume="latest"), **DATA)  # fmt: skip
+    assert resumed.step == 3 and [s for s, _ in resumed.losses] == [3]
+
+
 def test_checkpoint_state_is_json_and_safetensors_and_pickles_are_not_loaded(tmp_path):
     train(tiny_config(tmp_path, max_steps=4, save_every=2), stop_after=2, **DATA)
     (checkpoint,) = checkpoint_dirs(tmp_path / "run")
@@ -122,6 +158,40 @@ def test_stem_mismatch_is_found_before_anything_is_written_or_generated(tmp_path
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("error: data.stem_set '4stems' gives stems")
     assert not (tmp_path / "run").exists() and not data_root.exists()
+
+
+def test_an_unknown_data_source_is_refused_before_anything_is_written(tmp_path, capsys):
+    argv = ["--config", "configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
+            "--data.source", "lakh"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: data.source: must be one of")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_mono_model_on_the_stereo_data_pipeline_is_refused_before_anything_is_written(
+    tmp_path, capsys
+):
+    argv = ["--config", "configs/tiny.yaml", "--output_dir", str(tmp_path / "run"),
+            "--data.root", str(tmp_path / "data"), "--model.audio_channels", "1"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: model.audio_channels: training on data.source reads stereo audio, so "
+                   "it must be 2, got 1"]  # fmt: skip
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
+def test_the_config_does_not_import_the_data_layer():
+    import ast
+    import inspect
+
+    from modeling_tfswa.training import config
+
+    imported = {
+        (node.level, node.module)
+        for node in ast.walk(ast.parse(inspect.getsource(config)))
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert (1, "data") not in imported and (0, "modeling_tfswa.training.data") not in imported
 
 
 def test_trained_model_files_get_the_umask_mode(tmp_path):

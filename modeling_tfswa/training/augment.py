@@ -1,7 +1,7 @@
 """On-the-fly augmentation of training batches (validation is never augmented).
 
 Works on a batch of stems `(batch, stems, channels, samples)` and returns the model input and the
-targets. Stem-level changes (gain, pitch shift, tempo change, mixup) are applied to the stems and
+targets. Stem-level changes (pitch shift, tempo change, mixup) are applied to the stems and
 the mixture is summed from them afterwards, so targets and input always agree. Spectrogram masking
 is applied to the *input mixture only* (targets stay clean): the model takes waveforms, so the
 masked input is made by STFT -> zeroing a band of bins / a run of frames -> inverse STFT, with the
@@ -122,7 +122,8 @@ def pitch_tempo(
 
 
 class Augmenter:
-    """Applies the augmentations of an [`AugmentConfig`] to training batches.
+    """Applies the batch augmentations of an [`AugmentConfig`] to training batches (its gain,
+    channel swap, polarity flip and silence level are the training dataset's, `RemixDataset`).
 
     Args:
         config ([`AugmentConfig`]): probabilities and ranges.
@@ -142,7 +143,6 @@ class Augmenter:
         return any(
             getattr(self.config, name) > 0
             for name in (
-                "gain_probability",
                 "pitch_probability",
                 "tempo_probability",
                 "frequency_mask_probability",
@@ -158,14 +158,8 @@ class Augmenter:
         if stems.ndim != 4:
             raise ValueError(f"stems must be (batch, stems, channels, samples), got {stems.shape}")
         c = self.config
-        batch, num_stems = stems.shape[:2]
+        batch = stems.shape[0]
         stems = stems.clone()
-
-        # Gain, per example and stem.
-        chosen = _chosen(batch * num_stems, c.gain_probability, generator)
-        gains = _uniform(batch * num_stems, *c.gain_range, generator)
-        gains = torch.where(chosen, gains, torch.ones_like(gains)).view(batch, num_stems, 1, 1)
-        stems = stems * gains.to(stems.device, stems.dtype)
 
         # Pitch and tempo, per example, identical for all its stems.
         pitch_chosen = _chosen(batch, c.pitch_probability, generator)

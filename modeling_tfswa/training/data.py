@@ -2,8 +2,8 @@
 
 Sources are a dict from `data.source` to a function giving the dataset root; adding one is one
 entry. Every source is read through `data_scripts.musdb.load_stem_dataset` (a cached `datasets`
-dataset with the stems of `data.stem_set`) and cut by `data_scripts.pipeline`: random remixed
-segments for training, sequential segments for validation. With `data.sources`, every source gets
+dataset with the stems of `TrainingConfig.stem_set()`) and cut by `data_scripts.pipeline`: random
+remixed segments for training, sequential segments for validation. With `data.sources`, every source gets
 its own remixing dataset and [`WeightedSourcesDataset`] draws each example's source by weight;
 validation segments of all sources are interleaved.
 """
@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from data_scripts.musdb import CHANNELS
+
+from ..configuration_tfswa import TFSWAConfig
 from .config import ConfigError, TrainingConfig
 
 
@@ -76,22 +79,40 @@ DATASET_ROOTS: dict[str, Callable[[TrainingConfig], Path]] = {
 }
 
 
+def _check_source(source: str, key: str) -> None:
+    if source not in DATASET_ROOTS:
+        raise ConfigError(f"{key}: must be one of {sorted(DATASET_ROOTS)}, got {source!r}")
+
+
 def dataset_root(config: TrainingConfig) -> Path:
     """The root of `config.data.source` (generated first when the source generates)."""
-    try:
-        make_root = DATASET_ROOTS[config.data.source]
-    except KeyError:
+    _check_source(config.data.source, "data.source")
+    return DATASET_ROOTS[config.data.source](config)
+
+
+def check_data(config: TrainingConfig, model_config: TFSWAConfig | None = None) -> None:
+    """What the data layer needs of a config, checked before anything is read, generated or
+    written: known sources ([`resolve_sources`]), and stereo models, since the datasets and the
+    training pipeline are stereo (`data_scripts.musdb.CHANNELS`; wiring other channel counts
+    through them is not done: mono training takes datasets passed to `train()`).
+    Raises `ConfigError` naming the key."""
+    resolve_sources(config)
+    channels = (model_config or config.model_config()).audio_channels
+    if channels != CHANNELS:
         raise ConfigError(
-            f"data.source: unknown source {config.data.source!r}; known: {sorted(DATASET_ROOTS)}"
-        ) from None
-    return make_root(config)
+            f"model.audio_channels: training on data.source reads stereo audio, so it must be "
+            f"{CHANNELS}, got {channels}"
+        )
 
 
 def resolve_sources(config: TrainingConfig) -> list[tuple[TrainingConfig, float]]:
     """One `(config whose data section describes that source, weight)` per entry of
-    `data.sources`, or `[(config, 1.0)]` without it. Raises `ConfigError` naming the bad key."""
+    `data.sources`, or `[(config, 1.0)]` without it: the check of `data.source` / `data.sources`
+    (known sources, keys and weights; nothing is read or generated). Raises `ConfigError` naming
+    the bad key."""
     entries = config.data.sources
     if not entries:
+        _check_source(config.data.source, "data.source")
         return [(config, 1.0)]
     known = {f.name for f in dataclasses.fields(config.data)} - {"sources"}
     out = []
@@ -103,10 +124,7 @@ def resolve_sources(config: TrainingConfig) -> list[tuple[TrainingConfig, float]
         weight = entry.pop("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
             raise ConfigError(f"{where}.weight: must be a positive number, got {weight!r}")
-        if entry["source"] not in DATASET_ROOTS:
-            raise ConfigError(
-                f"{where}.source: must be one of {sorted(DATASET_ROOTS)}, got {entry['source']!r}"
-            )
+        _check_source(entry["source"], f"{where}.source")
         unknown = sorted(set(entry) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -179,10 +197,16 @@ def _interleaved(datasets: Sequence[Dataset]) -> Dataset:
     return Subset(ConcatDataset(datasets), [int(index) for _, _, index in order])
 
 
-def build_datasets(config: TrainingConfig) -> tuple[Dataset, Dataset, Callable]:
+def build_datasets(
+    config: TrainingConfig, model_config: TFSWAConfig | None = None
+) -> tuple[Dataset, Dataset, Callable]:
     """Training (`RemixDataset`, or [`WeightedSourcesDataset`] over one per source) and validation
     (`SequentialSegmentDataset`s) datasets, and the collate function, with stems in the order of
-    `config.model["stems"]`.
+    `model.stems`, read with the stem set `config.stem_set()`.
+
+    Args:
+        config: the validated training config.
+        model_config: the run's model config when already built (default: `config.model_config()`).
 
     Items: `{"mixture": (C, T), "stems": (S, C, T), ...}`; batches add a leading batch axis.
     """
@@ -194,18 +218,20 @@ def build_datasets(config: TrainingConfig) -> tuple[Dataset, Dataset, Callable]:
         stem_columns,
     )
 
-    d = config.data
-    model_config = config.model_config()
+    d, augment = config.data, config.augment
+    model_config = model_config or config.model_config()
+    check_data(config, model_config)
+    stem_set = config.stem_set(model_config)
     trains, validations, weights = [], [], []
     for k, (source_config, weight) in enumerate(resolve_sources(config)):
         sd = source_config.data
         splits = load_stem_dataset(
-            dataset_root(source_config), d.stem_set, d.cache_dir, splits=("train", "validation")
+            dataset_root(source_config), stem_set, d.cache_dir, splits=("train", "validation")
         )
         available = stem_columns(splits["train"])
         if sorted(available) != sorted(model_config.stems):
             raise ConfigError(
-                f"data.stem_set {d.stem_set!r} gives stems {available}, but model.stems is "
+                f"data.stem_set {stem_set!r} gives stems {available}, but model.stems is "
                 f"{model_config.stems}; make them name the same stems"
             )
         train = RemixDataset(
@@ -215,6 +241,10 @@ def build_datasets(config: TrainingConfig) -> tuple[Dataset, Dataset, Callable]:
             samples_per_epoch=d.samples_per_epoch,
             seed=config.seed + 1000 * k,
             remix=sd.remix,
+            silence_db=augment.silence_db,
+            gain_db=(augment.gain_db[0], augment.gain_db[1]),
+            channel_swap_prob=augment.channel_swap_probability,
+            polarity_flip_prob=augment.polarity_flip_probability,
         )
         if train.sample_rate != model_config.sample_rate:
             raise ConfigError(
@@ -256,6 +286,7 @@ __all__ = [
     "DATASET_ROOTS",
     "WeightedSourcesDataset",
     "build_datasets",
+    "check_data",
     "dataset_root",
     "demo_mixture_path",
     "resolve_sources",

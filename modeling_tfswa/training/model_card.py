@@ -13,6 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..configuration_tfswa import TFSWAConfig
 from ..fileio import write_text_atomic
 from ..metrics import metric_name
 from .config import TrainingConfig
@@ -48,6 +49,7 @@ def build_model_card(
     evaluation: dict[str, float] | None = None,
     evaluation_split: str = "test",
     model_id: str | None = None,
+    model_config: TFSWAConfig | None = None,
 ) -> ModelCard:
     """The model card of a model trained with `config`.
 
@@ -59,8 +61,10 @@ def build_model_card(
         evaluation_split (`str`, *optional*, defaults to `"test"`): the split it was computed on.
         model_id (`str`, *optional*): the Hub id shown in the examples (defaults to
             `config.hub_model_id`, else a placeholder).
+        model_config ([`TFSWAConfig`], *optional*): the saved model's config (defaults to
+            `config.model_config()`).
     """
-    model = config.model_config()
+    model = model_config or config.model_config()
     stems = list(model.stems)
     validation = {stem: metrics.get(metric_name("sdr", stem), float("nan")) for stem in stems}
     sources = [entry["source"] for entry in config.data.sources] or [config.data.source]
@@ -104,7 +108,7 @@ def build_model_card(
         segment_seconds=model.segment_seconds,
         overlap=model.overlap,
         data_source=source,
-        stem_set=config.data.stem_set,
+        stem_set=config.stem_set(model),
         batch_size=config.data.batch_size,
         lr=config.optim.lr,
         weight_decay=config.optim.weight_decay,

@@ -34,6 +34,8 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from data_scripts.musdb import resolve_stem_set
+
 from ..configuration_tfswa import TFSWAConfig
 from ..fileio import write_text_atomic, write_via_temporary
 from .config import ConfigError, TrainingConfig, apply_mapping, load_yaml
@@ -167,6 +169,9 @@ def check_resume(config: TrainingConfig, checkpoint: Path | None) -> None:
     saved = TrainingConfig()
     apply_mapping(saved, load_yaml(saved_path), source=str(saved_path))
     before, now = _flat(saved.to_dict()), _flat(config.to_dict())
+    # The stem set as read (a derived one and the same one written out compare equal).
+    before["data.stem_set"] = resolve_stem_set(saved.stem_set())[1]
+    now["data.stem_set"] = resolve_stem_set(config.stem_set())[1]
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     refused = [k for k in changed if k not in MAY_CHANGE]
     if refused:

@@ -14,6 +14,16 @@ depth) from a generator seeded by `(seed, batch index, process)`, datasets are d
 index and epoch, and a resumed run skips the batches already seen in its epoch with
 `accelerator.skip_first_batches`. So a run resumed from the checkpoint of step `k` reaches the same
 weights at step `n` as an uninterrupted run.
+
+Checkpoint rotation is ours ([`save_checkpoint`]: `save_state` into `checkpoints/.tmp-step_*`, an
+atomic rename to `step_<optimizer step>`, then the oldest beyond `keep_last` removed), not
+Accelerate's `ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=...)`: that one
+deletes the oldest checkpoint *before* writing the new one, and writes the new one in place under
+its final name (`checkpoint_<number of saves>`). Measured (`benchmarks/training_libraries.py`,
+accelerate 1.15, a limit of 2, a third save failing half-way): Accelerate leaves 1 complete
+checkpoint and 1 incomplete folder, which is the newest (what `--resume latest` would load); ours
+leaves 2 complete checkpoints and no incomplete one under a checkpoint name. Our names also carry
+the optimizer step that `resume` and the logs use.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from data_scripts.pipeline import SILENCE_POWER
 
+from ..configuration_tfswa import TFSWAConfig
 from ..fileio import publish_folder, write_text_atomic, write_via_temporary
 from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
@@ -151,7 +162,7 @@ def save_model(
             model.save_pretrained(tmp)
     else:
         model.save_pretrained(tmp)
-    write_model_card(tmp, config, metrics, step)  # README.md
+    write_model_card(tmp, config, metrics, step, model_config=model.config)  # README.md
     replace_dir(tmp, folder)
 
 
@@ -328,13 +339,15 @@ def build_loaders(
     train_dataset: Dataset | None,
     validation_dataset: Dataset | None,
     collate_fn: Callable | None,
+    model_config: TFSWAConfig | None = None,
 ) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders (not yet prepared); missing datasets come from `config.data`."""
+    """Training and validation loaders (not yet prepared); missing datasets come from `config.data`
+    (with the run's `model_config`, default `config.model_config()`)."""
     if train_dataset is None or validation_dataset is None:
         from .data import build_datasets  # the data layer, only when the config must build it
 
         with accelerator.main_process_first():  # the main process generates / caches data first
-            built_train, built_validation, built_collate = build_datasets(config)
+            built_train, built_validation, built_collate = build_datasets(config, model_config)
         train_dataset = train_dataset if train_dataset is not None else built_train
         if validation_dataset is None:
             validation_dataset = built_validation
@@ -383,6 +396,7 @@ def build_optimizer(
 def prepare_run(
     config: TrainingConfig,
     *,
+    model_config: TFSWAConfig | None = None,
     model: torch.nn.Module | None = None,
     train_dataset: Dataset | None = None,
     validation_dataset: Dataset | None = None,
@@ -392,8 +406,9 @@ def prepare_run(
 ) -> Run:
     """Build (or take) the model, data, optimizer, EMA, loss and augmentation for the validated
     `config`, `accelerator.prepare` them, and load the checkpoint to resume from. Call it while
-    the output folder is held (`run_folder.hold_run_folder`, as [`train`] does); see [`train`] for
-    the args."""
+    the output folder is held (`run_folder.hold_run_folder`, as [`train`] does); `model_config` is
+    the run's [`TFSWAConfig`] when already built (default: `config.model_config()`); see [`train`]
+    for the other args."""
     output_dir = Path(config.output_dir)
     if config.resume is None and checkpoint_dirs(output_dir):
         raise FileExistsError(
@@ -405,7 +420,7 @@ def prepare_run(
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "config.yaml")
     set_seed(config.seed)  # identical initialisation on every process
-    model_config = config.model_config()
+    model_config = model_config or config.model_config()
     if model is None:
         model = TFSWAUNet(model_config)
         if config.init_from:
@@ -415,7 +430,7 @@ def prepare_run(
         model.gradient_checkpointing_enable()  # every transformers 5.x has it
     model.train()
     train_loader, validation_loader = build_loaders(
-        config, accelerator, train_dataset, validation_dataset, collate_fn
+        config, accelerator, train_dataset, validation_dataset, collate_fn, model_config
     )
     optimizer, scheduler = build_optimizer(model, config, accelerator.num_processes)
     model, optimizer, train_loader, validation_loader, scheduler = accelerator.prepare(
@@ -666,11 +681,16 @@ def train(
     Returns:
         [`TrainResult`].
     """
-    config.validate()
+    model_config = config.validate().model_config()  # the run's one instance from here on
+    if train_dataset is None or validation_dataset is None:
+        from .data import check_data  # the data layer checks what it reads
+
+        check_data(config, model_config)  # before anything is written or generated
     # One run per output folder, and a resume only where the config fits: before any write.
     with hold_run_folder(config, resolve_resume(config.resume, config.output_dir)):
         run = prepare_run(
             config,
+            model_config=model_config,
             model=model,
             train_dataset=train_dataset,
             validation_dataset=validation_dataset,
