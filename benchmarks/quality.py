@@ -166,7 +166,7 @@ def training_config(args, name: str):
         "seed": args.seed,
         "max_steps": args.steps or args.schedule_steps,
         "data.source": "musdb18hq" if args.train_root else "synthetic",
-        "data.root": str(args.train_root or args.data_dir / "train"),
+        "data.root": str(args.train_root[0] if args.train_root else args.data_dir / "train"),
         "data.cache_dir": str(args.data_dir / "cache"),
         "data.stem_set": stem_set_for(args.stems),
         "data.synthetic_train_songs": args.train_songs,
@@ -189,6 +189,10 @@ def training_config(args, name: str):
         "save_every": 10**9,  # one checkpoint, at the end
         "keep_last": 1,
     }
+    if args.train_root and len(args.train_root) > 1:  # several trees, drawn from equally
+        overrides["data.sources"] = [
+            {"source": "musdb18hq", "root": str(root), "weight": 1.0} for root in args.train_root
+        ]
     return load_config(None, overrides)
 
 
@@ -317,6 +321,8 @@ def result_key(name: str, args) -> dict:
     """What one model's result depends on: its build and the shared recipe, budget and test sets.
     A finished result in `OUT/results/NAME.json` with the same key is reused on a rerun."""
     options = {k: v for k, v in vars(args).items() if k not in _NOT_IN_RESULT}
+    if options["train_root"]:  # one string, as a single root has always been keyed
+        options["train_root"] = ",".join(str(root) for root in options["train_root"])
     options = json.loads(json.dumps(options, default=str))  # paths as strings
     build = TFSWA_VARIANTS[name] if name in TFSWA_VARIANTS else PEERS[name].build.__name__
     return {"model": name, "build": build, "options": options}
@@ -467,7 +473,11 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--stems", nargs="+", default=MUSDB_STEMS)
-    parser.add_argument("--train-root", type=Path, default=None)
+    parser.add_argument(
+        "--train-root", type=Path, action="append", default=None,
+        help="MUSDB18-HQ-layout training tree (default: generated songs); repeat to draw from "
+        "several trees with equal weights",
+    )  # fmt: skip
     parser.add_argument("--test-root", type=Path, action="append", default=None)
     parser.add_argument("--out", type=Path, default=Path("outputs/quality"))
     parser.add_argument("--data-dir", type=Path, default=None, help="generated data (OUT/data)")
