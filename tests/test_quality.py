@@ -156,3 +156,14 @@ def test_tiny_budget_run_gives_a_finite_row_per_model(tmp_path, capsys, monkeypa
     monkeypatch.setattr(quality, "run_model", lambda name, args: {"mean_sdr": 0.0, "forced": True})
     forced = quality.run_models(quality.parse_args([*argv, "--force"]))
     assert all(row["forced"] for row in forced.values())
+
+
+def test_several_training_trees_are_drawn_from_equally(tmp_path):
+    one = quality.training_config(quality.parse_args(["--train-root", "a"]), "tfswa-unet")
+    assert (one.data.source, one.data.root, one.data.sources) == ("musdb18hq", "a", [])
+    args = quality.parse_args(["--train-root", "a", "--train-root", "b"])
+    both = quality.training_config(args, "tfswa-unet")
+    assert both.data.sources == [
+        {"source": "musdb18hq", "root": root, "weight": 1.0} for root in ("a", "b")
+    ]
+    assert quality.result_key("tfswa-unet", args)["options"]["train_root"] == "a,b"
