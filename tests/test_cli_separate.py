@@ -160,4 +160,12 @@ def test_usage_errors(tmp_path, model_dir, capsys):
         assert exit_info.value.code == 2
     assert main([str(song), "--model", str(tmp_path / "no-model"), "--out", str(tmp_path)]) == 2
     assert "cannot load model" in capsys.readouterr().err
+    not_ours = tmp_path / "bert"
+    not_ours.mkdir()
+    (not_ours / "config.json").write_text('{"model_type": "bert"}')
+    assert main([str(song), "--model", str(not_ours), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"error: cannot load model '{not_ours}': not a TFSWA"
+    )
     assert not (tmp_path / "out").exists()

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from transformers import AutoModel
 
-from data_scripts.clitools import add_debug_flag, describe, run_command
+from data_scripts.clitools import add_debug_flag, run_command
 
 from ..export import EXPORTERS, export_model
+from .options import load_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,7 @@ def export(args: argparse.Namespace) -> int:
     try:
         model = AutoModel.from_pretrained(args.model)
     except Exception as error:  # noqa: BLE001 - truncated, pickled, missing... one line for all
-        raise OSError(f"cannot load model {args.model!r}: {describe(error)}") from error
+        raise OSError(load_error(args.model, error)) from error
     options = {"seconds": args.seconds, "atol": args.atol}
     if args.format == "onnx":
         options["opset"] = args.opset

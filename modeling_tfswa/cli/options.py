@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from data_scripts.clitools import describe
+
 from ..separation_core import DEFAULT_BATCH_SIZE, DEFAULT_SHIFTS, DTYPES, resolve_device
 
 
@@ -68,3 +70,10 @@ def separation_options(args: argparse.Namespace, parser: argparse.ArgumentParser
         device=args.device,
         dtype=args.dtype,
     )
+
+
+def load_error(model: str, error: BaseException) -> str:
+    """`cannot load model 'MODEL': <what went wrong>`, naming `model` once (the loaders' own
+    messages may start with it)."""
+    message = describe(error).removeprefix(f"{model}: ")
+    return f"cannot load model {str(model)!r}: {message}"

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from data_scripts.clitools import add_debug_flag, describe, run_command
+from data_scripts.clitools import add_debug_flag, run_command
 
 from ..audio import AUDIO_FORMATS, CLIP_MODES, SUBTYPES, AudioError, find_audio_files
 from ..fileio import clean_stale_temporaries
 from ..separation import Separator, separate_file, track_folder_name
-from .options import add_separation_flags, separation_options
+from .options import add_separation_flags, load_error, separation_options
 
 OUTPUT_FORMATS = ("wav", "flac")
 
@@ -92,7 +92,7 @@ def separate_inputs(
             args.model, revision=args.revision, progress=not args.no_progress, **options
         )
     except Exception as error:  # noqa: BLE001 - truncated, pickled, missing... one line for all
-        raise OSError(f"cannot load model {args.model!r}: {describe(error)}") from error
+        raise OSError(load_error(args.model, error)) from error
     try:
         separator.output_stems(args.stems, args.two_stems)
     except ValueError as error:
