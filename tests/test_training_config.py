@@ -14,6 +14,7 @@ from modeling_tfswa.training.config import (
     save_config,
     split_overrides,
 )
+from modeling_tfswa.training.data import resolve_sources
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -85,6 +86,7 @@ def test_shipped_configs_load(name):
     # Stems are stated once: the data's stem set follows model.stems.
     assert config.data.stem_set is None
     assert sorted(resolve_stem_set(config.stem_set())[1]) == sorted(config.model["stems"])
+    assert resolve_sources(config)  # every data source is known and complete
 
 
 def test_the_stem_set_follows_model_stems_unless_given():
