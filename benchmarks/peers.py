@@ -82,6 +82,26 @@ class WaveformSeparator(nn.Module):
         return PeerOutput(waveforms=F.pad(waveforms, (0, length - waveforms.shape[-1])))
 
 
+class Float32Output(nn.Module):
+    """Runs `module` and returns its output as float32. The RoFormers multiply their STFT by the
+    mask estimators' output through `torch.view_as_complex`, which refuses bfloat16: under CUDA
+    bf16 autocast their Linear layers return bfloat16 (seen on an H200), so the adapter hands the
+    complex multiply a float32 mask, as their STFT is."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return self.module(*args, **kwargs).float()
+
+
+def float32_masks(net: nn.Module) -> nn.Module:
+    """`net` with each of its `mask_estimators` wrapped in [`Float32Output`]."""
+    net.mask_estimators = nn.ModuleList(Float32Output(m) for m in net.mask_estimators)
+    return net
+
+
 def import_openunmix() -> types.ModuleType:
     """`openunmix.model`, importable without torchaudio (see the module docstring)."""
     sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
@@ -119,7 +139,7 @@ def build_bs_roformer(stems: list[str], segment_seconds: float) -> WaveformSepar
         dim=96, depth=3, time_transformer_depth=1, freq_transformer_depth=1,
         mask_estimator_depth=1, num_residual_streams=1,
     )  # fmt: skip
-    net = BSRoformer(stereo=True, num_stems=len(stems), **settings)
+    net = float32_masks(BSRoformer(stereo=True, num_stems=len(stems), **settings))
     return WaveformSeparator(net, PeerConfig(stems, settings=settings))
 
 
@@ -133,6 +153,7 @@ def build_mel_roformer(stems: list[str], segment_seconds: float) -> WaveformSepa
         match_input_audio_length=True,
     )  # fmt: skip
     net = MelBandRoformer(stereo=True, num_stems=len(stems), sample_rate=SAMPLE_RATE, **settings)
+    net = float32_masks(net)
     return WaveformSeparator(net, PeerConfig(stems, settings=settings))
 
 

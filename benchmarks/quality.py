@@ -152,6 +152,7 @@ def training_config(args, name: str):
         "model": model,
         "output_dir": str(args.out / "runs" / name),
         "seed": args.seed,
+        "mixed_precision": args.mixed_precision,
         "max_steps": args.steps or args.schedule_steps,
         "data.source": "musdb18hq" if args.train_root else "synthetic",
         "data.root": str(args.train_root[0] if args.train_root else args.data_dir / "train"),
@@ -164,6 +165,7 @@ def training_config(args, name: str):
         "data.segment_seconds": args.segment_seconds,
         "data.samples_per_epoch": 4000,
         "data.batch_size": args.batch_size,
+        "data.num_workers": args.num_workers,
         "data.validation_segment_seconds": args.segment_seconds,
         "data.validation_batch_size": 4,
         "data.max_validation_segments": 16,
@@ -303,12 +305,19 @@ def run_model(name: str, args) -> dict:
 
 #: Options that do not change a model's result (where it runs, which others run beside it).
 _NOT_IN_RESULT = ("models", "jobs", "out", "data_dir", "force")
+#: Options added after results were stored: keyed only when set away from these defaults, so the
+#: stored results stay valid.
+_KEYED_WHEN_SET = {"mixed_precision": "no", "num_workers": 0}
 
 
 def result_key(name: str, args) -> dict:
     """What one model's result depends on: its build and the shared recipe, budget and test sets.
     A finished result in `OUT/results/NAME.json` with the same key is reused on a rerun."""
-    options = {k: v for k, v in vars(args).items() if k not in _NOT_IN_RESULT}
+    options = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in _NOT_IN_RESULT and _KEYED_WHEN_SET.get(k, object()) != v
+    }
     if options["train_root"]:  # one string, as a single root has always been keyed
         options["train_root"] = ",".join(str(root) for root in options["train_root"])
     options = json.loads(json.dumps(options, default=str))  # paths as strings
@@ -479,6 +488,13 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--stft-loss", type=float, default=0.0, help="multi-res STFT loss weight")
     parser.add_argument("--schedule-steps", type=int, default=10**6)
     parser.add_argument("--validations", type=int, default=5, help="validations per budget")
+    parser.add_argument(
+        "--mixed-precision", choices=["no", "fp16", "bf16"], default="no",
+        help="autocast for every model (a GPU run: bf16); the STFTs and losses stay float32",
+    )  # fmt: skip
+    parser.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers (a GPU run: several)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--jobs", type=int, default=1, help="models trained at once (processes)")
     parser.add_argument("--museval", action="store_true", help="also museval's BSSEval v4")

@@ -63,6 +63,33 @@ def test_peer_adapters_follow_the_model_contract(name):
     assert torch.isfinite(waveforms).all()
 
 
+class Bfloat16Output(nn.Module):
+    """What a Linear gives under CUDA bf16 autocast: its output in bfloat16."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("name", ["bs-roformer", "mel-roformer"])
+def test_roformer_masks_reach_their_complex_multiply_as_float32(name):
+    if not PEERS[name].available():
+        pytest.skip(f"{PEERS[name].pip_name} is not installed")
+    model = build_peer(name, ["vocals", "drums", "bass", "other"], segment_seconds=0.5)
+    for wrapper in model.net.mask_estimators:  # bf16 masks, as under CUDA autocast
+        wrapper.module = Bfloat16Output(wrapper.module)
+    with torch.no_grad():
+        waveforms = model(input_values=torch.randn(1, 2, 8192)).waveforms
+    assert waveforms.dtype == torch.float32 and torch.isfinite(waveforms).all()
+    for wrapper in model.net.mask_estimators:  # without the adapter's cast: the H200's error
+        wrapper.forward = wrapper.module.forward
+    with pytest.raises(RuntimeError, match="view_as_complex"), torch.no_grad():
+        model(input_values=torch.randn(1, 2, 8192))
+
+
 def test_unknown_model_is_an_error_listing_the_known_ones(capsys):
     with pytest.raises(SystemExit):
         quality.parse_args(["--models", "tfswa-unet", "wavenet", "--steps", "1"])
@@ -167,3 +194,16 @@ def test_several_training_trees_are_drawn_from_equally(tmp_path):
         {"source": "musdb18hq", "root": root, "weight": 1.0} for root in ("a", "b")
     ]
     assert quality.result_key("tfswa-unet", args)["options"]["train_root"] == "a,b"
+
+
+def test_precision_and_workers_reach_the_recipe_and_key_only_when_set():
+    args = quality.parse_args([])
+    config = quality.training_config(args, "tfswa-unet")
+    assert (config.mixed_precision, config.data.num_workers) == ("no", 0)
+    options = quality.result_key("tfswa-unet", args)["options"]
+    assert "mixed_precision" not in options and "num_workers" not in options  # older results
+    gpu = quality.parse_args(["--mixed-precision", "bf16", "--num-workers", "4"])
+    config = quality.training_config(gpu, "tfswa-unet")
+    assert (config.mixed_precision, config.data.num_workers) == ("bf16", 4)
+    options = quality.result_key("tfswa-unet", gpu)["options"]
+    assert (options["mixed_precision"], options["num_workers"]) == ("bf16", 4)

@@ -2,6 +2,9 @@
 musdb database), their museval JSON document, and their medians over frames.
 
 Waveforms handed to museval are `(samples, channels)` numpy arrays, museval's own layout.
+
+museval (the `eval` extra) is imported where BSSEval runs, not with the package: fastSDR scoring,
+training and the quality benchmark need neither it nor the musdb/stempeg stack it pulls in.
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import museval
 import numpy as np
 
 from ..fileio import write_text_atomic
 from ..metrics import median_over_frames
+
+if TYPE_CHECKING:
+    import museval
 
 #: BSSEval metrics museval reports for every frame.
 BSSEVAL_METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -68,6 +74,8 @@ def bsseval_track(
         `museval.TrackStore`: per-frame SDR/SIR/ISR/SAR of every estimated stem; `.json` is the
         museval JSON document, `.df` a pandas frame.
     """
+    import museval
+
     _check_track_arrays(references, estimates, track_name)
     targets = [stem for stem in references if stem in estimates]
     store = museval.TrackStore(win=win, hop=hop, track_name=track_name)
