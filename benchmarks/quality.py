@@ -107,6 +107,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
     },
     "tfswa-unet-tfall": {**_RECOMMENDED, "tf_attention_stages": [True, True]},
     "tfswa-unet-deep": {**_RECOMMENDED, "depths": [2, 2], "decoder_depths": [2]},
+    "tfswa-unet-mixcons": {**_RECOMMENDED, "mixture_consistency": True},
     "tfswa-unet-p1x16-wide": {
         **_RECOMMENDED,
         "patch_size": [1, 16],

@@ -67,6 +67,12 @@ class TFSWAConfig(PretrainedConfig):
         mask_type (`str`, *optional*, defaults to `"complex"`):
             `"complex"`: an unbounded complex mask per stem and channel, multiplied with the complex
             mixture STFT. `"ratio"`: a real mask in [0, 1] (sigmoid) scaling the mixture STFT.
+        mixture_consistency (`bool`, *optional*, defaults to `False`):
+            Project the stems' STFTs so that they sum to the mixture's (Wisdom et al., 2019,
+            "Differentiable consistency constraints for improved deep speech enhancement"): each
+            stem gets an equal share of the residual `mixture - sum(stems)`. Only meaningful when
+            the stems partition the mixture (4 MUSDB stems, or vocals and accompaniment); not in
+            the TFSWA papers.
         layer_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the layer norms.
         spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -113,6 +119,7 @@ class TFSWAConfig(PretrainedConfig):
         attention_probs_dropout_prob: float = 0.0,
         drop_path_rate: float = 0.1,
         mask_type: str = "complex",
+        mixture_consistency: bool = False,
         layer_norm_eps: float = 1e-5,
         spectrogram_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
@@ -146,6 +153,7 @@ class TFSWAConfig(PretrainedConfig):
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.drop_path_rate = drop_path_rate
         self.mask_type = mask_type
+        self.mixture_consistency = mixture_consistency
         self.layer_norm_eps = layer_norm_eps
         self.spectrogram_norm_eps = spectrogram_norm_eps
         self.initializer_range = initializer_range
@@ -240,6 +248,8 @@ class TFSWAConfig(PretrainedConfig):
                 fail(field, f"must be in [0, 1), got {value!r}")
         if self.mask_type not in _MASK_TYPES:
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
+        if not isinstance(self.mixture_consistency, bool):
+            fail("mixture_consistency", f"must be true or false, got {self.mixture_consistency!r}")
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:
             fail("overlap", f"must be in [0, 1), got {self.overlap!r}")
         for field in (

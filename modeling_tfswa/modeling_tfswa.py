@@ -624,6 +624,9 @@ class TFSWAUNet(TFSWAPreTrainedModel):
             else:
                 masks = torch.sigmoid(masks)
             spectrograms = masks * mixture_spec.unsqueeze(1)
+            if config.mixture_consistency:  # (B, S, C, F, N): the residual shared equally
+                residual = mixture_spec - spectrograms.sum(dim=1)
+                spectrograms = spectrograms + (residual / config.num_stems).unsqueeze(1)
             waveforms = self.spectral.istft(spectrograms, num_samples)
             loss = None
             if labels is not None:

@@ -54,6 +54,7 @@ def test_derived_values_are_not_saved(tmp_path):
         ("attention_probs_dropout_prob", -0.1),
         ("drop_path_rate", 1.5),
         ("mask_type", "magnitude"),
+        ("mixture_consistency", "yes"),
         ("layer_norm_eps", 0),
         ("spectrogram_norm_eps", -1e-5),
         ("initializer_range", 0),

@@ -62,6 +62,21 @@ def test_ratio_masks_are_real_and_bounded():
     assert masks.min() >= 0 and masks.max() <= 1
 
 
+@pytest.mark.parametrize("mask_type", ["complex", "ratio"])
+def test_mixture_consistency_makes_the_stems_sum_to_the_mixture(mask_type):
+    mixture = torch.randn(2, 2, 3000)
+    plain = randomize(TFSWAUNet(make_tiny_config(mask_type=mask_type))).eval()
+    consistent = TFSWAUNet(make_tiny_config(mask_type=mask_type, mixture_consistency=True))
+    consistent.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        free, summed = plain(mixture).waveforms, consistent.eval()(mixture).waveforms
+    assert (free.sum(1) - mixture).abs().max() > 1e-2  # random masks do not sum to one
+    torch.testing.assert_close(summed.sum(1), mixture, atol=1e-5, rtol=0)
+    # the projection moves every stem by the same share of the residual
+    shift = summed - free
+    torch.testing.assert_close(shift, shift[:, :1].expand_as(shift), atol=1e-5, rtol=0)
+
+
 def test_mono_model_and_wrong_channels():
     model = TFSWAUNet(make_tiny_config(audio_channels=1)).eval()
     assert model(torch.randn(1, 1, 3000)).waveforms.shape == (1, 2, 1, 3000)
