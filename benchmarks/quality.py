@@ -124,6 +124,17 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "window_size": [4, 4],
     },
 }
+#: Each peer package's own training loss in the terms of the project's `LossConfig`, used with
+#: `--peer-loss own` (the shared recipe is waveform L1): Open-Unmix trains on magnitude
+#: spectrograms (MSE in its train.py; here L1 on magnitudes, the STFT of the recipe's model section,
+#: n_fft 2048), the RoFormers add a multi-resolution STFT loss with weight 1 to the waveform L1
+#: (here spectral convergence + log magnitude over 2048/1024/512). HTDemucs trains on waveform L1,
+#: the shared recipe.
+PEER_LOSSES: dict[str, dict] = {
+    "open-unmix": {"loss.waveform_l1": 0.0, "loss.spectrogram_l1": 1.0},
+    "bs-roformer": {"loss.multi_resolution_stft": 1.0},
+    "mel-roformer": {"loss.multi_resolution_stft": 1.0},
+}
 DEFAULT_MODELS = ["tfswa-unet", "tfswa-unet-default", *PEERS]
 #: `../shared/data/musdb18-sample` beside the checkout: one real MUSDB18 track (never trained on).
 SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "musdb18-sample"
@@ -180,6 +191,8 @@ def training_config(args, name: str):
         "save_every": 10**9,  # one checkpoint, at the end
         "keep_last": 1,
     }
+    if args.peer_loss == "own":
+        overrides.update(PEER_LOSSES.get(name, {}))
     if args.train_root and len(args.train_root) > 1:  # several trees, drawn from equally
         overrides["data.sources"] = [
             {"source": "musdb18hq", "root": str(root), "weight": 1.0} for root in args.train_root
@@ -308,7 +321,7 @@ def run_model(name: str, args) -> dict:
 _NOT_IN_RESULT = ("models", "jobs", "out", "data_dir", "force")
 #: Options added after results were stored: keyed only when set away from these defaults, so the
 #: stored results stay valid.
-_KEYED_WHEN_SET = {"mixed_precision": "no", "num_workers": 0}
+_KEYED_WHEN_SET = {"mixed_precision": "no", "num_workers": 0, "peer_loss": "shared"}
 
 
 def result_key(name: str, args) -> dict:
@@ -321,6 +334,8 @@ def result_key(name: str, args) -> dict:
     }
     if options["train_root"]:  # one string, as a single root has always been keyed
         options["train_root"] = ",".join(str(root) for root in options["train_root"])
+    if name not in PEER_LOSSES:  # the option does not change this model's recipe
+        options.pop("peer_loss", None)
     options = json.loads(json.dumps(options, default=str))  # paths as strings
     build = TFSWA_VARIANTS[name] if name in TFSWA_VARIANTS else PEERS[name].build.__name__
     return {"model": name, "build": build, "options": options}
@@ -487,6 +502,10 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=50)
     parser.add_argument("--stft-loss", type=float, default=0.0, help="multi-res STFT loss weight")
+    parser.add_argument(
+        "--peer-loss", choices=["shared", "own"], default="shared",
+        help="own: each peer trains with its package's loss (PEER_LOSSES), TFSWA with the recipe's",
+    )  # fmt: skip
     parser.add_argument("--schedule-steps", type=int, default=10**6)
     parser.add_argument("--validations", type=int, default=5, help="validations per budget")
     parser.add_argument(

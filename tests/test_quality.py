@@ -207,3 +207,16 @@ def test_precision_and_workers_reach_the_recipe_and_key_only_when_set():
     assert (config.mixed_precision, config.data.num_workers) == ("bf16", 4)
     options = quality.result_key("tfswa-unet", gpu)["options"]
     assert (options["mixed_precision"], options["num_workers"]) == ("bf16", 4)
+
+
+def test_own_peer_losses_change_only_the_peers_recipe_and_key():
+    shared, own = quality.parse_args([]), quality.parse_args(["--peer-loss", "own"])
+    plain = quality.training_config(shared, "open-unmix").loss
+    assert (plain.waveform_l1, plain.spectrogram_l1) == (1.0, 0.0)
+    its_own = quality.training_config(own, "open-unmix").loss
+    assert (its_own.waveform_l1, its_own.spectrogram_l1) == (0.0, 1.0)
+    assert quality.training_config(own, "bs-roformer").loss.multi_resolution_stft == 1.0
+    for name in ("tfswa-unet", "htdemucs"):  # no loss of their own: same recipe, same stored key
+        assert quality.training_config(own, name).loss == quality.training_config(shared, name).loss
+        assert quality.result_key(name, own) == quality.result_key(name, shared)
+    assert quality.result_key("open-unmix", own) != quality.result_key("open-unmix", shared)
