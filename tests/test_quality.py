@@ -220,3 +220,16 @@ def test_own_peer_losses_change_only_the_peers_recipe_and_key():
         assert quality.training_config(own, name).loss == quality.training_config(shared, name).loss
         assert quality.result_key(name, own) == quality.result_key(name, shared)
     assert quality.result_key("open-unmix", own) != quality.result_key("open-unmix", shared)
+
+
+def test_the_cpu_recipe_trains_the_recommended_variant():
+    from pathlib import Path
+
+    import yaml
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "cpu-4stems.yaml"
+    from modeling_tfswa import TFSWAConfig
+
+    shipped = TFSWAConfig(**yaml.safe_load(recipe.read_text())["model"]).to_dict()
+    recommended = TFSWAConfig(stems=quality.MUSDB_STEMS, **quality.TFSWA_VARIANTS["tfswa-unet"])
+    assert shipped == recommended.to_dict()
