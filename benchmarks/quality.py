@@ -39,8 +39,10 @@ import argparse
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -343,6 +345,19 @@ def result_key(name: str, args) -> dict:
     return {"model": name, "build": build, "options": options}
 
 
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """In a worker process: end it once its parent is gone. A killed `--jobs N` run otherwise
+    leaves its workers training on for the rest of their budget (reparented, unseen)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def run_models(args) -> dict[str, dict]:
     """Every available model of `args.models`, `args.jobs` at a time (separate processes); a model
     whose result for the same settings is in `OUT/results/` is not trained again (`--force` does)."""
@@ -368,7 +383,8 @@ def run_models(args) -> dict[str, dict]:
             keep(name, run_model(name, args))
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(args.jobs, mp_context=context, initializer=exit_with_parent)
+        with pool:
             futures = {name: pool.submit(run_model, name, args) for name in names}
             for name, future in futures.items():
                 keep(name, future.result())

@@ -233,3 +233,60 @@ def test_the_cpu_recipe_trains_the_recommended_variant():
     shipped = TFSWAConfig(**yaml.safe_load(recipe.read_text())["model"]).to_dict()
     recommended = TFSWAConfig(stems=quality.MUSDB_STEMS, **quality.TFSWA_VARIANTS["tfswa-unet"])
     assert shipped == recommended.to_dict()
+
+
+def test_pool_workers_end_when_the_benchmark_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    parent = textwrap.dedent(f"""
+        import multiprocessing, os, time
+        from concurrent.futures import ProcessPoolExecutor
+        from benchmarks.quality import exit_with_parent
+
+        def work(path):
+            open(path, "w").write(str(os.getpid()))
+            time.sleep(600)
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent,
+                                       initargs=(0.1,))
+            pool.submit(work, {str(pid_file)!r})
+            time.sleep(600)
+    """)
+    script = tmp_path / "parent.py"
+    script.write_text(parent)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    process = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env)
+    try:
+        for _ in range(600):  # the worker starts (imports torch: seconds)
+            if pid_file.is_file() and pid_file.read_text():
+                break
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        process.send_signal(signal.SIGKILL)  # no handler can run: only the watch thread helps
+        process.wait()
+
+        def alive(pid: int) -> bool:  # an exited worker nobody reaped yet (a zombie) is gone
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+            except FileNotFoundError:
+                return False
+
+        for _ in range(300):
+            if not alive(worker):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the pool worker outlived its killed parent")
+    finally:
+        process.kill()
