@@ -87,7 +87,8 @@ _BASE = {**_SMALL, "n_fft": 2048, "hop_length": 512}
 TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default": {},
     # The recommendation for a CPU budget of minutes: `_BASE` with mixture consistency (the one
-    # experiment against `_BASE` that won: 2.40 vs 2.19 dB at 5 CPU-minutes, every stem better).
+    # experiment against `_BASE` that won: 2.40 vs 2.19 dB at 5 CPU-minutes on rendered plus
+    # generated songs, every stem better; 1.70 vs 1.72 on generated songs alone).
     "tfswa-unet": {**_BASE, "mixture_consistency": True},
     "tfswa-unet-base": _BASE,
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
