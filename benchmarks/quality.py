@@ -88,7 +88,8 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default": {},
     # The recommendation for a CPU budget of minutes: `_BASE` with mixture consistency (the one
     # experiment against `_BASE` that won: 2.40 vs 2.19 dB at 5 CPU-minutes on rendered plus
-    # generated songs, every stem better; 1.70 vs 1.72 on generated songs alone).
+    # generated songs, every stem better, 2.67 vs 2.52 at 20; on generated songs alone 1.70 vs
+    # 1.72 at 5 and 1.25 vs 1.42 at 20, so the recommendation trains on rendered songs too).
     "tfswa-unet": {**_BASE, "mixture_consistency": True},
     "tfswa-unet-base": _BASE,
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
