@@ -385,8 +385,9 @@ def run_models(args) -> dict[str, dict]:
             keep(name, run_model(name, args))
     else:
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(args.jobs, mp_context=context, initializer=exit_with_parent)
-        with pool:
+        with ProcessPoolExecutor(
+            args.jobs, mp_context=context, initializer=exit_with_parent
+        ) as pool:
             futures = {name: pool.submit(run_model, name, args) for name in names}
             for name, future in futures.items():
                 keep(name, future.result())

@@ -42,7 +42,8 @@ class TFSWASeparationOutput(ModelOutput):
         waveforms (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`):
             Separated stems, in the order of `config.stems`, as long as the input.
         spectrograms (`torch.ComplexTensor` of shape `(batch, stems, channels, freq_bins, frames)`):
-            Complex STFT of every separated stem (the masked mixture spectrogram).
+            Complex STFT of every separated stem: the masked mixture spectrogram, plus an equal
+            share of the residual when `config.mixture_consistency` is set.
         masks (`torch.Tensor` of shape `(batch, stems, channels, freq_bins, frames)`):
             The masks applied to the mixture STFT: complex for `mask_type="complex"`, real in [0, 1]
             for `mask_type="ratio"`.
