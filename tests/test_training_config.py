@@ -1,8 +1,10 @@
 """Training config: YAML + command-line overrides feed one dataclass tree; bad keys name themselves."""
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from data_scripts.musdb import resolve_stem_set
 from modeling_tfswa import TFSWAConfig
@@ -15,6 +17,7 @@ from modeling_tfswa.training.config import (
     split_overrides,
 )
 from modeling_tfswa.training.data import resolve_sources
+from modeling_tfswa.training.trainer import set_cpu_threads
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -56,6 +59,8 @@ def test_int_is_accepted_for_float_and_strings_are_not():
         ({"augment.gain_db": [3, -6]}, "augment.gain_db"),
         ({"augment.channel_swap_probability": 2}, "augment.channel_swap_probability"),
         ({"augment.silence_db": 10}, "augment.silence_db"),
+        ({"cpu_threads": 0}, "cpu_threads"),
+        ({"cpu_threads": "many"}, "cpu_threads"),
     ],
 )
 def test_bad_keys_are_named(overrides, key):
@@ -117,3 +122,38 @@ def test_saved_config_round_trips(tmp_path):
     save_config(config, tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert again == config and isinstance(again, TrainingConfig)
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+class _Accelerator:
+    """What `set_cpu_threads` reads of an Accelerator."""
+
+    def __init__(self, device: str, num_processes: int = 1):
+        self.device = torch.device(device)
+        self.num_processes = num_processes
+
+
+@pytest.mark.usefixtures("restore_threads")
+def test_cpu_threads_auto_shares_the_cores_between_local_processes(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    torch.set_num_threads(1)  # what `accelerate launch` leaves on a machine without a GPU
+    auto = load_config(overrides={"cpu_threads": "auto"})
+    assert set_cpu_threads(auto, _Accelerator("cpu")) == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert set_cpu_threads(auto, _Accelerator("cpu", num_processes=4)) == 4
+    torch.set_num_threads(1)
+    assert set_cpu_threads(auto, _Accelerator("meta")) == 1  # not on the CPU: left alone
+    assert set_cpu_threads(load_config(), _Accelerator("cpu")) == 1  # null: left alone
+    assert set_cpu_threads(load_config(overrides={"cpu_threads": 3}), _Accelerator("meta")) == 3
+
+
+def test_the_cpu_configs_use_every_core():
+    for name in ("quickstart.yaml", "cpu-4stems.yaml"):
+        assert load_config(CONFIGS / name).cpu_threads == "auto"

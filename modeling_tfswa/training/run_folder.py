@@ -65,6 +65,7 @@ MAY_CHANGE = frozenset(
         "hub_private",
         "demo",
         "gradient_checkpointing",
+        "cpu_threads",
         "data.root",
         "data.cache_dir",
         "data.num_workers",

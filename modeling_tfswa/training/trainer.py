@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -333,6 +334,24 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
     )
 
 
+def set_cpu_threads(config: TrainingConfig, accelerator: Accelerator) -> int:
+    """Apply `config.cpu_threads` to torch (see [`TrainingConfig`]); returns the thread count.
+
+    `"auto"` acts only when the run trains on the CPU: this process's usable cores, divided by
+    the processes of this machine (`LOCAL_WORLD_SIZE`, set by the launcher; else all of them).
+    """
+    threads = config.cpu_threads
+    if threads == "auto":
+        if accelerator.device.type != "cpu":
+            return torch.get_num_threads()
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+        threads = max(1, (cores or 1) // max(1, local))
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def build_loaders(
     config: TrainingConfig,
     accelerator: Accelerator,
@@ -416,6 +435,7 @@ def prepare_run(
             "to continue it, or choose another --output_dir"
         )
     accelerator = make_accelerator(config)
+    set_cpu_threads(config, accelerator)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "config.yaml")
