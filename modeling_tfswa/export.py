@@ -107,9 +107,7 @@ def mixture_spectrogram(model: TFSWAUNet, mixture: torch.Tensor) -> torch.Tensor
         `torch.Tensor` of shape `(batch, 2 * channels, freq_bins, frames)`, float32, ordered
         `[ch0.real, ch0.imag, ch1.real, ...]`.
     """
-    spec = model.spectral.stft(mixture)  # (B, C, F, N) complex
-    batch, channels, bins, frames = spec.shape
-    return torch.view_as_real(spec).permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, bins, -1)
+    return model.spectrogram_features(model.spectral.stft(mixture))
 
 
 def _check_inputs(model: TFSWAUNet, seconds: float) -> list[torch.Tensor]:
@@ -146,6 +144,7 @@ def model_metadata(model: TFSWAUNet) -> dict[str, str]:
         "hop_length": str(config.hop_length),
         "window": "hann",
         "mask_type": config.mask_type,
+        "mixture_consistency": json.dumps(config.mixture_consistency),
         "config": config.to_json_string(use_diff=False),
     }
 
@@ -175,8 +174,8 @@ def export_onnx(
     """Export `model.mask_estimator` to ONNX and check it with onnxruntime.
 
     The graph's input `spectrogram` is float32 `(batch, 2 * channels, freq_bins, frames)` (see
-    [`mixture_spectrogram`]); its output `masks` is float32 `(batch, stems, 2 * channels,
-    freq_bins, frames)` for complex masks (same real/imaginary order) or `(batch, stems, channels,
+    [`mixture_spectrogram`]); its output `masks` is float32 `(batch, stems, channels, freq_bins,
+    frames, 2)` for complex masks (real and imaginary part last) or `(batch, stems, channels,
     freq_bins, frames)` logits for ratio masks. Batch and frames are dynamic. The model's stems,
     sample rate and STFT parameters are stored as metadata properties ([`model_metadata`]).
 

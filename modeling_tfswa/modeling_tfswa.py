@@ -465,9 +465,11 @@ class TFSWAMaskEstimator(nn.Module):
                 `[ch0.real, ch0.imag, ch1.real, ch1.imag, ...]`.
 
         Returns:
-            `torch.FloatTensor` of shape `(batch, stems, 2 * channels, freq_bins, frames)` for complex
-            masks (same part order as the input) or `(batch, stems, channels, freq_bins, frames)` for
-            ratio masks (before the sigmoid).
+            `torch.FloatTensor` of shape `(batch, stems, channels, freq_bins, frames, 2)` for complex
+            masks (real and imaginary part last, as `torch.view_as_real` gives them) or
+            `(batch, stems, channels, freq_bins, frames)` for ratio masks (before the sigmoid).
+            Frames are the outer axis in memory, as in `torch.stft`'s output (a transposed view),
+            so that the masks multiply the STFT and feed the inverse STFT without copies.
         """
         b, _, num_bins, frames = spectrogram.shape
         features = self.normalize(spectrogram).transpose(2, 3)  # (b, 2C, frames, bins)
@@ -480,12 +482,17 @@ class TFSWAMaskEstimator(nn.Module):
                 grid = self.merges[level](grid)
         for level in reversed(range(len(self.decoder))):
             grid = self.decoder[level](self.expands[level](grid, skips[level]))
-        pt, pf = self.config.patch_size
-        out = self.head(self.head_norm(grid))  # (b, t, f, pt * pf * M)
+        config = self.config
+        pt, pf = config.patch_size
+        out = self.head(
+            self.head_norm(grid)
+        )  # (b, t, f, pt * pf * M), M = stems x channels x parts
         t, f = out.shape[1], out.shape[2]
-        out = out.view(b, t, f, pt, pf, -1).permute(0, 5, 1, 3, 2, 4).reshape(b, -1, t * pt, f * pf)
-        out = out[:, :, :frames, :num_bins].transpose(2, 3)  # (b, M, bins, frames)
-        return out.reshape(b, self.config.num_stems, -1, num_bins, frames)
+        stems, channels = config.num_stems, config.audio_channels
+        out = out.view(b, t, f, pt, pf, stems, channels, -1).permute(0, 5, 6, 1, 3, 2, 4, 7)
+        out = out.reshape(b, stems, channels, t * pt, f * pf, -1)[:, :, :, :frames, :num_bins]
+        out = out.transpose(3, 4)  # (b, stems, channels, bins, frames, parts): a view
+        return out if config.mask_type == "complex" else out.squeeze(-1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -570,6 +577,22 @@ class TFSWAUNet(TFSWAPreTrainedModel):
         self.config.custom_pipelines = custom_pipelines()
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    @staticmethod
+    def spectrogram_features(mixture_spec: torch.Tensor) -> torch.Tensor:
+        """The mask estimator's input: the mixture STFT as real and imaginary parts.
+
+        Args:
+            mixture_spec (`torch.Tensor` of shape `(batch, channels, freq_bins, frames)`): complex,
+                as `self.spectral.stft` gives it.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch, 2 * channels, freq_bins, frames)`, ordered
+            `[ch0.real, ch0.imag, ch1.real, ch1.imag, ...]`; frames outer in memory, like the STFT.
+        """
+        batch, channels, bins, frames = mixture_spec.shape
+        features = torch.view_as_real(mixture_spec).permute(0, 1, 4, 3, 2)  # (B, C, 2, N, F)
+        return features.reshape(batch, 2 * channels, frames, bins).transpose(2, 3)
+
     def forward(
         self,
         input_values: torch.Tensor,
@@ -613,15 +636,15 @@ class TFSWAUNet(TFSWAPreTrainedModel):
                 f"channels={config.audio_channels}, got {tuple(input_values.shape)}"
             )
         batch, channels, num_samples = input_values.shape
+        # Spectrograms keep torch.stft's memory order (frames outer, bins inner) all the way to
+        # the inverse STFT: the masking is then dense elementwise work, with no transposing copy.
         mixture_spec = self.spectral.stft(input_values)  # (B, C, F, N) complex64
         bins, frames = mixture_spec.shape[-2:]
-        features = torch.view_as_real(mixture_spec).permute(0, 1, 4, 2, 3)
-        masks = self.mask_estimator(features.reshape(batch, 2 * channels, bins, frames))
+        masks = self.mask_estimator(self.spectrogram_features(mixture_spec))
         with torch.autocast(device_type=input_values.device.type, enabled=False):
             masks = masks.float()
-            if config.mask_type == "complex":
-                masks = masks.view(batch, config.num_stems, channels, 2, bins, frames)
-                masks = torch.complex(masks[:, :, :, 0], masks[:, :, :, 1])
+            if config.mask_type == "complex":  # (B, S, C, F, N, 2) -> complex (B, S, C, F, N)
+                masks = torch.view_as_complex(masks)
             else:
                 masks = torch.sigmoid(masks)
             spectrograms = masks * mixture_spec.unsqueeze(1)

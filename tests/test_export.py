@@ -93,7 +93,7 @@ def test_onnx_export_of_the_mask_estimator_matches_onnxruntime(tmp_path):
     (masks,) = session.run(None, {"spectrogram": spectrogram.numpy()})
     with torch.no_grad():
         expected = model.mask_estimator(spectrogram).numpy()
-    assert masks.shape == (4, 2, 4, 129, 78)
+    assert masks.shape == (4, 2, 2, 129, 78, 2)
     np.testing.assert_allclose(masks, expected, atol=1e-5, rtol=0)
 
 
