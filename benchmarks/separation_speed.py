@@ -1,6 +1,8 @@
 """Full-track separation cost on CPU: TFSWA-UNet vs HTDemucs and Open-Unmix, and memory vs length.
 
     python3 -m benchmarks.separation_speed [--seconds 20] [--rounds 2] [--long-minutes 10] [--skip-speed]
+    python3 -m benchmarks.separation_speed --quality-models tfswa-unet open-unmix htdemucs \
+        --threads 1 --seconds 12 --rounds 4 --skip-memory
 
 Speed: seconds of compute per minute of audio for the default 4-stem TFSWA-UNet and, with random
 weights, the HTDemucs architecture (as the released `htdemucs`: dconv_mode 3, bottom_channels 512,
@@ -11,7 +13,8 @@ batch), on `--seconds` of audio (scaled to a minute; the cost is linear in lengt
 segment costs the same; 9 s hold two segments, the same segments per second as a long track),
 2 threads, best of `--rounds` interleaved rounds, in this one process so
 that the ratios compare like with like; wall and process CPU time are both reported (the CPU time
-ratio is the steadier one on a machine shared with other jobs).
+ratio is the steadier one on a machine shared with other jobs). `--quality-models` times models of
+`benchmarks.quality` instead, at its sizes and 2-s segments (the speed that benchmark's goal is about).
 
 Memory: peak resident memory (the kernel's VmHWM, reset once the model and the mixture, or the
 input file, exist) of a fresh process separating a 30-s and a `--long-minutes` track with
@@ -37,6 +40,7 @@ import json
 import subprocess
 import sys
 import time
+from functools import partial
 from types import SimpleNamespace
 
 import torch
@@ -82,18 +86,36 @@ def build_umxhq() -> nn.Module:
 BUILDERS = {"tfswa_unet": build_tfswa, "htdemucs": build_htdemucs, "umxhq": build_umxhq}
 
 
-def measure_speed(seconds: float, rounds: int, threads: int) -> dict:
+def quality_builders(names: list[str]) -> dict:
+    """Builders of models of `benchmarks.quality` by name (its sizes, 4 stems, 2-s segments)."""
+    from benchmarks.quality import build_model
+
+    return {name: partial(build_model, name, STEMS, 2.0) for name in names}
+
+
+def measure_speed(
+    seconds: float,
+    rounds: int,
+    threads: int,
+    builders: dict | None = None,
+    chunking: dict | None = None,
+) -> dict:
     """Seconds per minute of audio of each model, best of `rounds` interleaved rounds.
 
     Both wall time and process CPU time (all threads) are reported: on a machine shared with other
     jobs, the wall time of a round depends on their load while the CPU time mostly does not, so
-    `cpu_ratio_to_tfswa_unet` is the steadier comparison there.
+    `cpu_ratio_to_tfswa_unet` is the steadier comparison there. `builders` (default
+    [`BUILDERS`]) name the models, the first being the reference of the ratios; `chunking` is
+    passed to `apply_model` (default [`CHUNKING`]; `{}` for each model's own segment).
     """
+    builders = BUILDERS if builders is None else builders
+    chunking = CHUNKING if chunking is None else chunking
+    reference_name = next(iter(builders))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     mixture = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE))
     models, results = {}, {}
-    for name, build in BUILDERS.items():
+    for name, build in builders.items():
         try:
             models[name] = build().eval()
         except Exception as error:  # a baseline that cannot be built is reported, not faked
@@ -105,25 +127,26 @@ def measure_speed(seconds: float, rounds: int, threads: int) -> dict:
             "wall_s": [],
             "cpu_s": [],
         }
-        apply_model(models[name], mixture[:, : 2 * SAMPLE_RATE], **CHUNKING)  # warm-up
+        apply_model(models[name], mixture[:, : 2 * SAMPLE_RATE], **chunking)  # warm-up
     for _ in range(rounds):
         for name, model in models.items():
             wall, cpu = time.perf_counter(), time.process_time()
-            apply_model(model, mixture, **CHUNKING)
+            apply_model(model, mixture, **chunking)
             results[name]["wall_s"].append(round(time.perf_counter() - wall, 3))
             results[name]["cpu_s"].append(round(time.process_time() - cpu, 3))
     for name in models:
         result = results[name]
         result["seconds_per_minute"] = round(min(result["wall_s"]) / seconds * 60, 2)
         result["cpu_seconds_per_minute"] = round(min(result["cpu_s"]) / seconds * 60, 2)
-    if "tfswa_unet" in models:
-        reference = results["tfswa_unet"]
+    if reference_name in models:
+        reference = results[reference_name]
+        key = reference_name.replace("-", "_")
         for name in models:
             result = results[name]
-            result["ratio_to_tfswa_unet"] = round(
+            result[f"ratio_to_{key}"] = round(
                 result["seconds_per_minute"] / reference["seconds_per_minute"], 2
             )
-            result["cpu_ratio_to_tfswa_unet"] = round(
+            result[f"cpu_ratio_to_{key}"] = round(
                 result["cpu_seconds_per_minute"] / reference["cpu_seconds_per_minute"], 2
             )
     return results
@@ -334,6 +357,14 @@ def main(argv: list[str] | None = None) -> None:
         help="audio per speed measurement (9 s: two segments, as many per second as a long track)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
+    parser.add_argument(
+        "--quality-models",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="speed of these models of benchmarks.quality instead (its sizes, each model's own "
+        "2-s segments; the first is the reference of the ratios)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--short-seconds", type=float, default=30.0)
     parser.add_argument("--long-minutes", type=float, default=10.0)
@@ -353,7 +384,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(memory_worker(seconds, mode, args.real_batches, args.threads)))
         return
 
-    speed = {} if args.skip_speed else measure_speed(args.seconds, args.rounds, args.threads)
+    builders = chunking = None
+    if args.quality_models:
+        builders, chunking = quality_builders(args.quality_models), {}
+    speed = {}
+    if not args.skip_speed:
+        speed = measure_speed(args.seconds, args.rounds, args.threads, builders, chunking)
     print(json.dumps(speed), file=sys.stderr)
     memory = []
     if not args.skip_memory:
@@ -369,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "separation_speed",
         "device": "cpu",
         "threads": args.threads,
-        "chunking": CHUNKING,
+        "chunking": CHUNKING if chunking is None else "each model's own",
         "speed_audio_seconds": args.seconds,
         "speed": speed,
         "memory": memory,
