@@ -290,3 +290,20 @@ def test_pool_workers_end_when_the_benchmark_is_killed(tmp_path):
             pytest.fail("the pool worker outlived its killed parent")
     finally:
         process.kill()
+
+
+def test_separation_speed_times_quality_models_against_the_first():
+    from benchmarks import separation_speed
+
+    names = ["tfswa-unet-tiny", "tfswa-unet-nfft1024"]
+    threads = torch.get_num_threads()
+    try:
+        speed = separation_speed.measure_speed(
+            0.5, 1, 1, separation_speed.quality_builders(names), chunking={}
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert list(speed) == names
+    assert speed["tfswa-unet-tiny"]["cpu_ratio_to_tfswa_unet_tiny"] == 1.0
+    assert speed["tfswa-unet-nfft1024"]["cpu_seconds_per_minute"] > 0
+    assert speed["tfswa-unet-nfft1024"]["cpu_ratio_to_tfswa_unet_tiny"] > 0
