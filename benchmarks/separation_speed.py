@@ -14,7 +14,8 @@ segment costs the same; 9 s hold two segments, the same segments per second as a
 2 threads, best of `--rounds` interleaved rounds, in this one process so
 that the ratios compare like with like; wall and process CPU time are both reported (the CPU time
 ratio is the steadier one on a machine shared with other jobs). `--quality-models` times models of
-`benchmarks.quality` instead, at its sizes and 2-s segments (the speed that benchmark's goal is about).
+`benchmarks.quality` instead, at its sizes and default segments (the speed that benchmark's goal is
+about).
 
 Memory: peak resident memory (the kernel's VmHWM, reset once the model and the mixture, or the
 input file, exist) of a fresh process separating a 30-s and a `--long-minutes` track with
@@ -87,10 +88,14 @@ BUILDERS = {"tfswa_unet": build_tfswa, "htdemucs": build_htdemucs, "umxhq": buil
 
 
 def quality_builders(names: list[str]) -> dict:
-    """Builders of models of `benchmarks.quality` by name (its sizes, 4 stems, 2-s segments)."""
-    from benchmarks.quality import build_model
+    """Builders of models of `benchmarks.quality` by name, with that benchmark's default stems and
+    segment length (its sizes)."""
+    from benchmarks.quality import build_model, parse_args
 
-    return {name: partial(build_model, name, STEMS, 2.0) for name in names}
+    defaults = parse_args([])
+    return {
+        name: partial(build_model, name, defaults.stems, defaults.segment_seconds) for name in names
+    }
 
 
 def measure_speed(
@@ -362,8 +367,8 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         default=None,
         metavar="NAME",
-        help="speed of these models of benchmarks.quality instead (its sizes, each model's own "
-        "2-s segments; the first is the reference of the ratios)",
+        help="speed of these models of benchmarks.quality instead (its sizes and default segment, "
+        "each model's own chunking; the first is the reference of the ratios)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--short-seconds", type=float, default=30.0)

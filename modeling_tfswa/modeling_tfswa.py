@@ -485,9 +485,8 @@ class TFSWAMaskEstimator(nn.Module):
             grid = self.decoder[level](self.expands[level](grid, skips[level]))
         config = self.config
         pt, pf = config.patch_size
-        out = self.head(
-            self.head_norm(grid)
-        )  # (b, t, f, pt * pf * M), M = stems x channels x parts
+        # (b, t, f, pt * pf * M), M = stems x channels x parts
+        out = self.head(self.head_norm(grid))
         t, f = out.shape[1], out.shape[2]
         stems, channels = config.num_stems, config.audio_channels
         out = out.view(b, t, f, pt, pf, stems, channels, -1).permute(0, 5, 6, 1, 3, 2, 4, 7)
@@ -636,11 +635,10 @@ class TFSWAUNet(TFSWAPreTrainedModel):
                 "input_values must have shape (batch, channels, samples) with "
                 f"channels={config.audio_channels}, got {tuple(input_values.shape)}"
             )
-        batch, channels, num_samples = input_values.shape
+        num_samples = input_values.shape[-1]
         # Spectrograms keep torch.stft's memory order (frames outer, bins inner) all the way to
         # the inverse STFT: the masking is then dense elementwise work, with no transposing copy.
         mixture_spec = self.spectral.stft(input_values)  # (B, C, F, N) complex64
-        bins, frames = mixture_spec.shape[-2:]
         masks = self.mask_estimator(self.spectrogram_features(mixture_spec))
         with torch.autocast(device_type=input_values.device.type, enabled=False):
             masks = masks.float()
