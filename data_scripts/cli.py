@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--soundfont",
         action="append",
-        help="an .sf2/.sf3 path or a name in /usr/share/sounds/sf2 (repeat for several; one is "
-        "drawn per song; default FluidR3_GM.sf2)",
+        help="an .sf2/.sf3 path or a name in /usr/share/sounds/sf2 or sf3 (repeat for several; "
+        "one is drawn per song; default FluidR3_GM.sf2)",
     )
     r.add_argument(
         "--map",

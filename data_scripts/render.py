@@ -63,7 +63,7 @@ MANIFEST_VERSION = 1
 ROLES = ("drums", "vocals")
 #: Default stem of each role / General MIDI family; anything not listed goes to "other".
 DEFAULT_MAPPING = {"drums": "drums", "vocals": "vocals", "bass": "bass"}
-DEFAULT_SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts")
+DEFAULT_SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
 _VOCAL_NAME = re.compile(r"vocal|voice|vox|sing|lyric|chant", re.IGNORECASE)
 # Target loudness per stem (dBFS RMS over its active part): (mean, spread), as the synthetic set.
 _LEVELS = {
@@ -175,7 +175,7 @@ class _FluidSynth:
             ctypes.c_void_p, ctypes.c_int, ctypes.c_int] * 2  # fmt: skip
         self.lib = lib
         self.owner = self._new_synth()
-        self.fonts: dict[str, int] = {}
+        self.fonts: dict[str, int] = {}  # path -> fluid_sfont_t pointer, owned by self.owner
 
     def _new_synth(self):
         return self.fluidsynth.Synth(
@@ -184,25 +184,27 @@ class _FluidSynth:
         )  # fmt: skip
 
     def font(self, path: Path) -> int:
+        """The SoundFont at `path`, loaded once (a `fluid_sfont_t` pointer). The pointer is kept,
+        not FluidSynth's id: lending the font to another synth renumbers it, so with several
+        fonts an id would soon name another font, or none (a crash)."""
         key = str(path)
         if key not in self.fonts:
             sfid = self.owner.sfload(key)
             if sfid < 0:
                 raise RenderError(f"soundfont {path}: FluidSynth cannot load it")
-            self.fonts[key] = sfid
+            self.fonts[key] = self.lib.fluid_synth_get_sfont_by_id(self.owner.synth, sfid)
         return self.fonts[key]
 
     def has_preset(self, font: Path, program: int, drum: bool) -> bool:
         """Whether `font` holds `program` (of the drum bank 128 if `drum`); a missing one is
         played as program 0 of that bank (see [`_FluidSynth.render`])."""
-        sfont = self.lib.fluid_synth_get_sfont_by_id(self.owner.synth, self.font(font))
-        return bool(self.lib.fluid_sfont_get_preset(sfont, 128 if drum else 0, program))
+        return bool(self.lib.fluid_sfont_get_preset(self.font(font), 128 if drum else 0, program))
 
     def render(self, font: Path, notes, program: int, drum: bool, n: int, extra=()) -> np.ndarray:
         """Notes [(start_s, end_s, pitch, velocity)] on one channel -> (n, 2) float32.
 
         ``extra``: [(time_s, "bend" | "cc", a, b)] pitch bends and control changes."""
-        sfont = self.lib.fluid_synth_get_sfont_by_id(self.owner.synth, self.font(font))
+        sfont = self.font(font)
         synth = self._new_synth()
         try:
             sfid = self.lib.fluid_synth_add_sfont(synth.synth, sfont)

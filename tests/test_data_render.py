@@ -107,6 +107,26 @@ def test_a_drum_kit_missing_from_the_soundfont_is_named_in_the_manifest(tmp_path
     ]
 
 
+def test_several_soundfonts_in_one_process_each_play_their_own():
+    # Lending a font to a part's synth renumbers it: before fonts were kept by pointer, the
+    # second font's id soon named the first font, then none (a segfault in has_preset).
+    other_font = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    if not other_font.is_file():
+        pytest.skip("needs the fluid-soundfont-gm Debian package")
+    notes, n = [(0.0, 0.4, 60, 100)], 22050
+    synth = render._FluidSynth()
+    small = synth.render(SMALL_FONT, notes, 0, False, n)
+    other = synth.render(other_font, notes, 0, False, n)
+    assert not np.allclose(small, other)
+    np.testing.assert_array_equal(synth.render(SMALL_FONT, notes, 0, False, n), small)
+    np.testing.assert_array_equal(synth.render(other_font, notes, 0, False, n), other)
+    np.testing.assert_array_equal(
+        render._FluidSynth().render(other_font, notes, 0, False, n), other
+    )
+    assert synth.has_preset(other_font, 0, False) and synth.has_preset(SMALL_FONT, 0, False)
+    assert not synth.has_preset(SMALL_FONT, 127, True)
+
+
 def test_mapping_is_honoured_and_checked(tmp_path):
     pm = pretty_midi.PrettyMIDI(str(_midi(tmp_path / "p.mid", parts=("piano", "guitar"))))
     mapping = resolve_mapping({"piano": "bass", "guitar": "vocals"})

@@ -82,8 +82,8 @@ class DataConfig:
             of a generated dataset, synthetic or rendered (the demo mixture is the first test song).
         synthetic_seconds: length of each generated song.
         synthetic_seed: seed of the generated songs.
-        render_soundfonts: SoundFonts of rendered songs (paths, or names in /usr/share/sounds/sf2),
-            one drawn per song.
+        render_soundfonts: SoundFonts of rendered songs (paths, or names in /usr/share/sounds/sf2 or
+            /usr/share/sounds/sf3), one drawn per song.
         render_vocal_engines: vocal engines of rendered songs (`data_scripts.vocals`), one drawn
             per song.
         render_mapping: changes to the rendered songs' General-MIDI-family -> stem mapping, e.g.
