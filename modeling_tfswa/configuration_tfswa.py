@@ -70,7 +70,8 @@ class TFSWAConfig(PretrainedConfig):
         mixture_consistency (`bool`, *optional*, defaults to `False`):
             Project the stems' STFTs so that they sum to the mixture's (Wisdom et al., 2019,
             "Differentiable consistency constraints for improved deep speech enhancement"): each
-            stem gets an equal share of the residual `mixture - sum(stems)`. Only meaningful when
+            stem gets an equal share of the residual `mixture - sum(stems)` (for complex masks,
+            folded into the mask head, whose masks then sum to one over stems). Only meaningful when
             the stems partition the mixture (4 MUSDB stems, or vocals and accompaniment); not in
             the TFSWA papers.
         layer_norm_eps (`float`, *optional*, defaults to 1e-5):

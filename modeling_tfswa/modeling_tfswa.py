@@ -45,8 +45,10 @@ class TFSWASeparationOutput(ModelOutput):
             Complex STFT of every separated stem: the masked mixture spectrogram, plus an equal
             share of the residual when `config.mixture_consistency` is set.
         masks (`torch.Tensor` of shape `(batch, stems, channels, freq_bins, frames)`):
-            The masks applied to the mixture STFT: complex for `mask_type="complex"`, real in [0, 1]
-            for `mask_type="ratio"`.
+            The masks: complex for `mask_type="complex"` (with mixture consistency, already the
+            consistent masks, summing to one over the stems), real in [0, 1] for
+            `mask_type="ratio"` (mixture consistency then adds the residual's share to the
+            spectrograms).
     """
 
     loss: torch.FloatTensor | None = None
@@ -413,7 +415,30 @@ class TFSWAPatchEmbedding(nn.Module):
 
 class TFSWAMaskHead(nn.Linear):
     """Final projection of the tokens to the mask values of their patch (its own class so that
-    `_init_weights` can start it at the even split of the mixture)."""
+    `_init_weights` can start it at the even split of the mixture).
+
+    Output features are ordered `(patch_time, patch_freq, stems, channels, real/imag)`. With
+    `consistent=(stems, channels)` (mixture consistency with complex masks) the weight and bias are
+    projected on the fly so that the stems' masks of every bin sum to one: the consistent estimate
+    `X m_i + (X - sum_j X m_j) / S = X (m_i + (1 - sum_j m_j) / S)` is affine in the head's output,
+    so the projection costs a pass over the head's few parameters per step instead of passes over
+    every spectrogram bin, and the head returns the masks that are applied.
+    """
+
+    def __init__(self, in_features: int, out_features: int, consistent: tuple[int, int] | None):
+        super().__init__(in_features, out_features)
+        self.consistent = consistent
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.consistent is None:
+            return super().forward(tokens)
+        stems, channels = self.consistent
+        weight = self.weight.view(-1, stems, channels * 2, self.in_features)
+        weight = weight - weight.mean(dim=1, keepdim=True)
+        bias = self.bias.view(-1, stems, channels, 2)
+        one = bias.new_tensor([1.0 / stems, 0.0])  # the even split, real part
+        bias = bias - bias.mean(dim=1, keepdim=True) + one
+        return F.linear(tokens, weight.reshape_as(self.weight), bias.reshape_as(self.bias))
 
 
 class TFSWAMaskEstimator(nn.Module):
@@ -450,7 +475,12 @@ class TFSWAMaskEstimator(nn.Module):
         )
         self.head_norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
         pt, pf = config.patch_size
-        self.head = TFSWAMaskHead(config.dims[0], pt * pf * config.num_mask_channels)
+        consistent = config.mixture_consistency and config.mask_type == "complex"
+        self.head = TFSWAMaskHead(
+            config.dims[0],
+            pt * pf * config.num_mask_channels,
+            (config.num_stems, config.audio_channels) if consistent else None,
+        )
 
     def normalize(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """Per-example, per-frequency-bin instance normalisation over channels and frames."""
@@ -647,7 +677,8 @@ class TFSWAUNet(TFSWAPreTrainedModel):
             else:
                 masks = torch.sigmoid(masks)
             spectrograms = masks * mixture_spec.unsqueeze(1)
-            if config.mixture_consistency:  # (B, S, C, F, N): the residual shared equally
+            # (B, S, C, F, N): the residual shared equally (complex masks: in the mask head)
+            if config.mixture_consistency and config.mask_type == "ratio":
                 residual = mixture_spec - spectrograms.sum(dim=1)
                 spectrograms = spectrograms + (residual / config.num_stems).unsqueeze(1)
             waveforms = self.spectral.istft(spectrograms, num_samples)

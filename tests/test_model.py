@@ -69,8 +69,13 @@ def test_mixture_consistency_makes_the_stems_sum_to_the_mixture(mask_type):
     consistent = TFSWAUNet(make_tiny_config(mask_type=mask_type, mixture_consistency=True))
     consistent.load_state_dict(plain.state_dict())
     with torch.no_grad():
-        free, summed = plain(mixture).waveforms, consistent.eval()(mixture).waveforms
+        free, out = plain(mixture).waveforms, consistent.eval()(mixture)
+    summed = out.waveforms
     assert (free.sum(1) - mixture).abs().max() > 1e-2  # random masks do not sum to one
+    if mask_type == "complex":  # projected in the mask head: the masks applied sum to one
+        torch.testing.assert_close(out.masks.sum(1), torch.ones_like(out.masks[:, 0]))
+        mixture_spec = consistent.spectral.stft(mixture).unsqueeze(1)
+        torch.testing.assert_close(out.spectrograms, out.masks * mixture_spec)
     torch.testing.assert_close(summed.sum(1), mixture, atol=1e-5, rtol=0)
     # the projection moves every stem by the same share of the residual
     shift = summed - free
