@@ -677,8 +677,9 @@ class TFSWAUNet(TFSWAPreTrainedModel):
             else:
                 masks = torch.sigmoid(masks)
             spectrograms = masks * mixture_spec.unsqueeze(1)
-            # (B, S, C, F, N): the residual shared equally (complex masks: in the mask head)
-            if config.mixture_consistency and config.mask_type == "ratio":
+            # (B, S, C, F, N): the residual shared equally, unless the mask head already did
+            # (complex masks: see TFSWAMaskHead)
+            if config.mixture_consistency and self.mask_estimator.head.consistent is None:
                 residual = mixture_spec - spectrograms.sum(dim=1)
                 spectrograms = spectrograms + (residual / config.num_stems).unsqueeze(1)
             waveforms = self.spectral.istft(spectrograms, num_samples)
