@@ -121,59 +121,6 @@ def pitch_tempo(
     return fit_length(resample(stretched, ratio.numerator, ratio.denominator), length)
 
 
-def random_eq_gains(
-    n: int, max_db: float, bands: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draw `n` random equaliser curves: a tilt and `bands` bell filters each.
-
-    Returns `(tilt, gains, centres, widths)`: the tilt in dB per octave `(n,)` (uniform in
-    `±max_db / 5`, so at most `±max_db` across the 10 octaves of hearing), and per bell `(n, bands)`
-    its gain in dB (uniform in `±max_db`), its centre in octaves from 1 kHz (uniform from 50 Hz to
-    12 kHz) and its width in octaves (a Gaussian's standard deviation, uniform in 0.3..1.5).
-    """
-    tilt = _uniform(n, -max_db / 5, max_db / 5, generator)
-    gains = _uniform(n * bands, -max_db, max_db, generator).view(n, bands)
-    centres = _uniform(n * bands, math.log2(0.05), math.log2(12.0), generator).view(n, bands)
-    widths = _uniform(n * bands, 0.3, 1.5, generator).view(n, bands)
-    return tilt, gains, centres, widths
-
-
-def equalise(
-    waveform: torch.Tensor,
-    sample_rate: int,
-    tilt: torch.Tensor,
-    gains: torch.Tensor,
-    centres: torch.Tensor,
-    widths: torch.Tensor,
-) -> torch.Tensor:
-    """Apply zero-phase equaliser curves (from [`random_eq_gains`]) in the frequency domain.
-
-    The gain in dB at a frequency `f`, `x = log2(f / 1 kHz)` octaves from 1 kHz (clamped at 20 Hz),
-    is `tilt * x + sum_k gains_k * exp(-((x - centres_k) / widths_k)**2 / 2)`: smooth in log
-    frequency, so its impulse response is short and the circular convolution of a whole segment
-    leaves no audible wrap-around.
-
-    Args:
-        waveform (`torch.Tensor` of shape `(n, ..., samples)`): one curve per leading index.
-        tilt (`(n,)`), gains, centres, widths (`(n, bands)`).
-
-    Returns:
-        `torch.Tensor` of the shape of `waveform`.
-    """
-    length = waveform.shape[-1]
-    freqs = torch.fft.rfftfreq(length, 1.0 / sample_rate, device=waveform.device)
-    octaves = torch.log2(freqs.clamp(min=20.0) / 1000.0)  # (F,)
-    x = octaves.view(1, 1, -1)
-    bells = gains[..., None] * torch.exp(
-        -0.5 * ((x - centres[..., None]) / widths[..., None]) ** 2
-    )  # (n, bands, F)
-    gain_db = tilt[:, None] * octaves + bells.sum(dim=1)  # (n, F)
-    gain = (10.0 ** (gain_db / 20.0)).to(waveform.device)
-    shape = (gain.shape[0],) + (1,) * (waveform.ndim - 2) + (gain.shape[-1],)
-    spectrum = torch.fft.rfft(waveform.float(), dim=-1) * gain.view(shape)
-    return torch.fft.irfft(spectrum, n=length, dim=-1).to(waveform.dtype)
-
-
 class Augmenter:
     """Applies the batch augmentations of an [`AugmentConfig`] to training batches (its gain,
     channel swap, polarity flip and silence level are the training dataset's, `RemixDataset`).
@@ -181,16 +128,14 @@ class Augmenter:
     Args:
         config ([`AugmentConfig`]): probabilities and ranges.
         n_fft, hop_length (`int`): the model's STFT, for input masking.
-        sample_rate (`int`): the audio's sample rate, for the equaliser's frequencies.
 
     Call with `stems` `(batch, stems, channels, samples)` and a `torch.Generator` (CPU); returns
     `(mixture, stems)`: the model input `(batch, channels, samples)` and the targets
     `(batch, stems, channels, samples)`.
     """
 
-    def __init__(self, config: AugmentConfig, n_fft: int, hop_length: int, sample_rate: int):
+    def __init__(self, config: AugmentConfig, n_fft: int, hop_length: int):
         self.config = config
-        self.sample_rate = sample_rate
         self.spectral = SpectralTransform(n_fft, hop_length)
 
     @property
@@ -203,7 +148,6 @@ class Augmenter:
                 "frequency_mask_probability",
                 "time_mask_probability",
                 "mixup_probability",
-                "eq_probability",
             )
         )
 
@@ -216,21 +160,6 @@ class Augmenter:
         c = self.config
         batch = stems.shape[0]
         stems = stems.clone()
-
-        # Equaliser, per stem of every example (drawn only when enabled, so configurations
-        # without it keep the random streams of the other augmentations).
-        if c.eq_probability > 0:
-            n = batch * stems.shape[1]
-            eq_chosen = _chosen(n, c.eq_probability, generator)
-            curves = random_eq_gains(n, c.eq_db, c.eq_bands, generator)
-            flat = stems.view(n, *stems.shape[2:])
-            if eq_chosen.any():
-                picked = eq_chosen.nonzero().squeeze(1)
-                flat[picked.to(flat.device)] = equalise(
-                    flat[picked.to(flat.device)],
-                    self.sample_rate,
-                    *(part[picked] for part in curves),
-                )
 
         # Pitch and tempo, per example, identical for all its stems.
         pitch_chosen = _chosen(batch, c.pitch_probability, generator)
@@ -289,11 +218,4 @@ class Augmenter:
         return torch.where(chosen, masked, mixture)
 
 
-__all__ = [
-    "Augmenter",
-    "equalise",
-    "pitch_tempo",
-    "random_eq_gains",
-    "sample_beta",
-    "time_stretch",
-]
+__all__ = ["Augmenter", "pitch_tempo", "sample_beta", "time_stretch"]

@@ -196,11 +196,6 @@ class AugmentConfig:
         mixup_probability: per example, probability of blending its stems with another example's.
         mixup_alpha: the blend weight is drawn from Beta(alpha, alpha).
         vocoder_n_fft: FFT size of the phase vocoder used by pitch and tempo changes.
-        eq_probability: per stem of every example, probability of a random equaliser curve
-            (a spectral tilt plus `eq_bands` bell filters, smooth in log frequency), so the model
-            meets other timbres than its training instruments'.
-        eq_db: largest gain of a bell and of the tilt across the spectrum, in dB.
-        eq_bands: number of bell filters per curve.
     """
 
     gain_db: list[float] = field(default_factory=lambda: [-6.0, 3.0])
@@ -218,9 +213,6 @@ class AugmentConfig:
     mixup_probability: float = 0.0
     mixup_alpha: float = 0.4
     vocoder_n_fft: int = 1024
-    eq_probability: float = 0.0
-    eq_db: float = 6.0
-    eq_bands: int = 2
 
 
 @dataclass
@@ -389,8 +381,6 @@ class TrainingConfig:
             fail("augment", "pitch_semitones, max_frequency_bins, max_time_frames must be >= 0")
         if aug.mixup_alpha <= 0:
             fail("augment.mixup_alpha", f"must be positive, got {aug.mixup_alpha}")
-        if aug.eq_db < 0 or aug.eq_bands < 0:
-            fail("augment", f"eq_db and eq_bands must be >= 0, got {aug.eq_db}, {aug.eq_bands}")
         return self
 
 

@@ -485,9 +485,7 @@ def prepare_run(
         train_loader=train_loader,
         validation_loader=validation_loader,
         loss_fn=SeparationLoss(config.loss, stems, model_config.n_fft, model_config.hop_length),
-        augmenter=Augmenter(
-            config.augment, model_config.n_fft, model_config.hop_length, model_config.sample_rate
-        ),
+        augmenter=Augmenter(config.augment, model_config.n_fft, model_config.hop_length),
         ema=ema,
         state=state,
         stems=stems,
