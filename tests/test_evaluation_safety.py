@@ -154,3 +154,17 @@ def test_killed_evaluation_leaves_no_worker(kill):
         parent.wait()
     if not _gone(worker):
         os.kill(worker, signal.SIGKILL)
+
+
+def test_scoring_workers_share_the_usable_cores(monkeypatch):
+    """Each of N scoring workers gets usable cores / N threads: the cores this process may run on,
+    not the machine's (a container or `taskset` narrows them)."""
+    from modeling_tfswa.evaluation import workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert workers.usable_cores() == 4
+    with workers.scoring_pool(2):  # no job submitted: no process is started
+        assert os.environ["OMP_NUM_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in os.environ

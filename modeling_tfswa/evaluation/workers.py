@@ -55,6 +55,14 @@ def bsseval_job(
     return track_medians(store)
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and `taskset`
+    narrow; `os.cpu_count()` counts the whole machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def _worker_threads(threads: int) -> Iterator[None]:
     """Make worker processes started inside this block use `threads` BLAS/OpenMP threads each (so
@@ -106,7 +114,7 @@ def scoring_pool(workers: int) -> Iterator[concurrent.futures.Executor]:
         return
     # Spawned, not forked: the parent holds torch's thread pools, which a fork would copy mid-state.
     context = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     with _worker_threads(threads):  # workers start at the first submissions, inside the block
         executor = concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
@@ -138,4 +146,4 @@ def terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["InlineExecutor", "bsseval_job", "scoring_pool", "terminate_on_sigterm"]
+__all__ = ["InlineExecutor", "bsseval_job", "scoring_pool", "terminate_on_sigterm", "usable_cores"]

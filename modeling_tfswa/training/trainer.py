@@ -50,6 +50,7 @@ from transformers import get_cosine_schedule_with_warmup
 from data_scripts.pipeline import SILENCE_POWER
 
 from ..configuration_tfswa import TFSWAConfig
+from ..evaluation.workers import usable_cores
 from ..fileio import publish_folder, write_text_atomic, write_via_temporary
 from ..metrics import mean_ignoring_nan, metric_name, sdr
 from ..modeling_tfswa import TFSWAUNet
@@ -344,9 +345,8 @@ def set_cpu_threads(config: TrainingConfig, accelerator: Accelerator) -> int:
     if threads == "auto":
         if accelerator.device.type != "cpu":
             return torch.get_num_threads()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
-        threads = max(1, (cores or 1) // max(1, local))
+        threads = max(1, usable_cores() // max(1, local))
     if threads is not None:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
