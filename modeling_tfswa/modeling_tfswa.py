@@ -493,6 +493,18 @@ class TFSWAMaskEstimator(nn.Module):
         var = spectrogram.var(dim=(1, 3), keepdim=True, unbiased=False)
         return (spectrogram - mean) * torch.rsqrt(var + self.config.spectrogram_norm_eps)
 
+    def input_features(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """The normalised network input: `(batch, 2 * channels, freq_bins, frames)` (real and
+        imaginary parts, as [`forward`] takes them) -> the same normalised, followed with
+        `magnitude_features` by each channel's normalised log power: `(batch, 3 * channels,
+        freq_bins, frames)`."""
+        features = self.normalize(spectrogram)
+        if not self.config.magnitude_features:
+            return features
+        power = spectrogram.unflatten(1, (-1, 2)).square().sum(dim=2)  # (b, C, bins, frames)
+        magnitude = self.normalize(torch.log(power + MAGNITUDE_FLOOR))
+        return torch.cat([features, magnitude], dim=1)
+
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """
         Args:
@@ -508,13 +520,7 @@ class TFSWAMaskEstimator(nn.Module):
             so that the masks multiply the STFT and feed the inverse STFT without copies.
         """
         b, _, num_bins, frames = spectrogram.shape
-        features = self.normalize(spectrogram)
-        if self.config.magnitude_features:  # + log |X| per channel, normalised on its own
-            power = spectrogram.unflatten(1, (-1, 2)).square().sum(dim=2)  # (b, C, bins, frames)
-            magnitude = self.normalize(torch.log(power + MAGNITUDE_FLOOR))
-            features = torch.cat([features, magnitude], dim=1)  # (b, 3C, bins, frames)
-        features = features.transpose(2, 3)  # (b, 2C or 3C, frames, bins)
-        grid = self.patch_embedding(features)
+        grid = self.patch_embedding(self.input_features(spectrogram).transpose(2, 3))
         skips = []
         for level, stage in enumerate(self.encoder):
             grid = stage(grid)
