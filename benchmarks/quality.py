@@ -120,8 +120,6 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
-    # Against `tfswa-unet`: log-magnitude input features beside the real and imaginary parts.
-    "tfswa-unet-mag": {**_BASE, "mixture_consistency": True, "magnitude_features": True},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,

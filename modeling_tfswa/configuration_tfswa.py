@@ -74,12 +74,6 @@ class TFSWAConfig(PretrainedConfig):
             folded into the mask head, whose masks then sum to one over stems). Only meaningful when
             the stems partition the mixture (4 MUSDB stems, or vocals and accompaniment); not in
             the TFSWA papers.
-        magnitude_features (`bool`, *optional*, defaults to `False`):
-            Also give the network the log magnitude of every channel's STFT bin, beside the real
-            and imaginary parts (normalised per frequency bin like them). The patch embedding is
-            linear, so from real and imaginary parts alone a token holds phase-dependent
-            projections of its patch and the network must rebuild the bins' energies, which is
-            what masks mostly depend on. Not in the TFSWA papers (their input is the complex STFT).
         layer_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the layer norms.
         spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -127,7 +121,6 @@ class TFSWAConfig(PretrainedConfig):
         drop_path_rate: float = 0.1,
         mask_type: str = "complex",
         mixture_consistency: bool = False,
-        magnitude_features: bool = False,
         layer_norm_eps: float = 1e-5,
         spectrogram_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
@@ -162,7 +155,6 @@ class TFSWAConfig(PretrainedConfig):
         self.drop_path_rate = drop_path_rate
         self.mask_type = mask_type
         self.mixture_consistency = mixture_consistency
-        self.magnitude_features = magnitude_features
         self.layer_norm_eps = layer_norm_eps
         self.spectrogram_norm_eps = spectrogram_norm_eps
         self.initializer_range = initializer_range
@@ -259,8 +251,6 @@ class TFSWAConfig(PretrainedConfig):
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
         if not isinstance(self.mixture_consistency, bool):
             fail("mixture_consistency", f"must be true or false, got {self.mixture_consistency!r}")
-        if not isinstance(self.magnitude_features, bool):
-            fail("magnitude_features", f"must be true or false, got {self.magnitude_features!r}")
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:
             fail("overlap", f"must be in [0, 1), got {self.overlap!r}")
         for field in (

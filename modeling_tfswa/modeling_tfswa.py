@@ -398,15 +398,14 @@ class TFSWAPatchEmbedding(nn.Module):
     def __init__(self, config: TFSWAConfig):
         super().__init__()
         self.patch = tuple(config.patch_size)
-        in_channels = (3 if config.magnitude_features else 2) * config.audio_channels
+        in_channels = 2 * config.audio_channels
         self.projection = nn.Conv2d(in_channels, config.dims[0], self.patch, stride=self.patch)
         num_patches = -(-config.num_freq_bins // self.patch[1])
         self.frequency_embedding = nn.Parameter(torch.zeros(num_patches, config.dims[0]))
         self.norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """`(batch, 2 * channels, frames, freq_bins)` (`3 * channels` with magnitude features) ->
-        `(batch, time, freq, dims[0])`."""
+        """`(batch, 2 * channels, frames, freq_bins)` -> `(batch, time, freq, dims[0])`."""
         pad_t = -features.shape[2] % self.patch[0]
         pad_f = -features.shape[3] % self.patch[1]
         features = F.pad(features, (0, pad_f, 0, pad_t))
@@ -442,16 +441,12 @@ class TFSWAMaskHead(nn.Linear):
         return F.linear(tokens, weight.reshape_as(self.weight), bias.reshape_as(self.bias))
 
 
-#: Added to the power `|X|**2` before the log of the magnitude features (about -100 dBFS per bin).
-MAGNITUDE_FLOOR = 1e-10
-
-
 class TFSWAMaskEstimator(nn.Module):
     """The network proper: mixture spectrogram in, masks out. Holds no STFT so it exports alone.
 
     The input is normalised per frequency bin (instance normalisation over channels and frames of
-    each example; the optional log magnitudes on their own), embedded as patches, passed through
-    the encoder stages (TFSWA blocks, then patch merging), the bottleneck stage and decoder stages (patch expanding fused with the encoder's skip
+    each example), embedded as patches, passed through the encoder stages (TFSWA blocks, then patch
+    merging), the bottleneck stage and decoder stages (patch expanding fused with the encoder's skip
     connection, then TFSWA blocks), and projected back to one mask value per STFT bin, stem, channel
     and real/imaginary part.
     """
@@ -493,18 +488,6 @@ class TFSWAMaskEstimator(nn.Module):
         var = spectrogram.var(dim=(1, 3), keepdim=True, unbiased=False)
         return (spectrogram - mean) * torch.rsqrt(var + self.config.spectrogram_norm_eps)
 
-    def input_features(self, spectrogram: torch.Tensor) -> torch.Tensor:
-        """The normalised network input: `(batch, 2 * channels, freq_bins, frames)` (real and
-        imaginary parts, as [`forward`] takes them) -> the same normalised, followed with
-        `magnitude_features` by each channel's normalised log power: `(batch, 3 * channels,
-        freq_bins, frames)`."""
-        features = self.normalize(spectrogram)
-        if not self.config.magnitude_features:
-            return features
-        power = spectrogram.unflatten(1, (-1, 2)).square().sum(dim=2)  # (b, C, bins, frames)
-        magnitude = self.normalize(torch.log(power + MAGNITUDE_FLOOR))
-        return torch.cat([features, magnitude], dim=1)
-
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """
         Args:
@@ -520,7 +503,8 @@ class TFSWAMaskEstimator(nn.Module):
             so that the masks multiply the STFT and feed the inverse STFT without copies.
         """
         b, _, num_bins, frames = spectrogram.shape
-        grid = self.patch_embedding(self.input_features(spectrogram).transpose(2, 3))
+        features = self.normalize(spectrogram).transpose(2, 3)  # (b, 2C, frames, bins)
+        grid = self.patch_embedding(features)
         skips = []
         for level, stage in enumerate(self.encoder):
             grid = stage(grid)

@@ -314,30 +314,3 @@ def test_trust_remote_code_loads_in_a_fresh_process(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ok ['vocals', 'drums', 'rest']" in result.stdout
-
-
-def test_magnitude_features_add_each_channels_normalised_log_power(tmp_path):
-    config = make_tiny_config(magnitude_features=True)
-    model = randomize(TFSWAUNet(config)).eval()
-    assert model.mask_estimator.patch_embedding.projection.in_channels == 3 * 2
-    mixture = torch.randn(2, 2, 3000)
-    spec = model.spectral.stft(mixture)
-    features = model.mask_estimator.input_features(TFSWAUNet.spectrogram_features(spec))
-    assert features.shape == (2, 6, 129, spec.shape[-1])
-    # The last channels are the log power, normalised per bin over channels and frames, and do
-    # not depend on the phase: a rotated spectrogram changes only the real/imaginary features.
-    log_power = torch.log(spec.abs().square() + 1e-10)
-    mean = log_power.mean(dim=(1, 3), keepdim=True)
-    std = log_power.var(dim=(1, 3), keepdim=True, unbiased=False).add(1e-5).rsqrt()
-    torch.testing.assert_close(features[:, 4:], (log_power - mean) * std, atol=1e-4, rtol=1e-4)
-    rotated = model.mask_estimator.input_features(TFSWAUNet.spectrogram_features(spec * 1j))
-    torch.testing.assert_close(rotated[:, 4:], features[:, 4:], atol=1e-4, rtol=1e-4)
-    assert (rotated[:, :4] - features[:, :4]).abs().max() > 0.1
-    # The option travels with the saved model.
-    model.save_pretrained(tmp_path)
-    loaded = TFSWAUNet.from_pretrained(tmp_path).eval()
-    assert loaded.config.magnitude_features
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(mixture).waveforms, model(mixture).waveforms)
-    with pytest.raises(ValueError, match="magnitude_features"):
-        make_tiny_config(magnitude_features="yes")
