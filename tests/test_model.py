@@ -46,6 +46,23 @@ def test_output_shapes(stems, length):
     assert torch.isfinite(out.waveforms).all()
 
 
+@pytest.mark.parametrize("patch_size", [[1, 4], [2, 4]])
+@pytest.mark.parametrize("mask_type", ["complex", "ratio"])
+def test_masks_and_stem_spectrograms_are_in_the_stft_memory_order(patch_size, mask_type):
+    """Frames outer, bins inner, like `torch.stft`'s output, so that the multiply and the inverse
+    STFT need no copy (a strided mask view made both copy: 40% more CPU per separated second)."""
+    config = make_tiny_config(["a", "b", "c"], patch_size=patch_size, mask_type=mask_type)
+    model = randomize(TFSWAUNet(config)).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 2, 3000))
+    for name in ("masks", "spectrograms"):
+        tensor = getattr(out, name)
+        frames_major = tensor.transpose(-1, -2)  # (batch, stems, channels, frames, bins)
+        assert frames_major.stride(-1) == 1, name
+        flat = tensor.reshape(-1, *tensor.shape[-2:])
+        assert flat.data_ptr() == tensor.data_ptr() and flat._base is not None, name  # a view
+
+
 def test_initial_masks_split_the_mixture_evenly():
     model = TFSWAUNet(make_tiny_config(["a", "b", "c"])).eval()
     mixture = torch.randn(1, 2, 8000)
