@@ -120,6 +120,22 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
+    # Experiments against `tfswa-unet` at 20 CPU-minutes: more capacity for the longer budget.
+    "tfswa-unet-mc-wide": {
+        **_BASE,
+        "mixture_consistency": True,
+        "dims": [32, 64],
+        "num_heads": [2, 4],
+    },
+    "tfswa-unet-mc-3stage": {
+        **_BASE,
+        "mixture_consistency": True,
+        "dims": [16, 32, 64],
+        "depths": [1, 1, 1],
+        "decoder_depths": [1, 1],
+        "num_heads": [1, 2, 4],
+        "tf_attention_stages": [False, True, True],
+    },
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,
