@@ -136,6 +136,20 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "num_heads": [1, 2, 4],
         "tf_attention_stages": [False, True, True],
     },
+    # n_fft 4096 / hop 1024 (HTDemucs' and Open-Unmix's STFT): finer frequency, coarser time.
+    "tfswa-unet-nfft4096": {
+        **_BASE,
+        "mixture_consistency": True,
+        "n_fft": 4096,
+        "hop_length": 1024,
+    },
+    "tfswa-unet-nfft4096-p1x16": {
+        **_BASE,
+        "mixture_consistency": True,
+        "n_fft": 4096,
+        "hop_length": 1024,
+        "patch_size": [1, 16],
+    },
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,
