@@ -136,6 +136,12 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "num_heads": [1, 2, 4],
         "tf_attention_stages": [False, True, True],
     },
+    "tfswa-unet-mc-narrow": {**_BASE, "mixture_consistency": True, "dims": [8, 16]},
+    "tfswa-unet-mc-tfall": {
+        **_BASE,
+        "mixture_consistency": True,
+        "tf_attention_stages": [True, True],
+    },
     # n_fft 4096 / hop 1024 (HTDemucs' and Open-Unmix's STFT): finer frequency, coarser time.
     "tfswa-unet-nfft4096": {
         **_BASE,
