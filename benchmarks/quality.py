@@ -81,16 +81,18 @@ _SMALL = {
 #: `tfswa-unet-base`: `_SMALL` with n_fft 2048 / hop 512 (won the 1-CPU-minute probe); the later
 #: experiments change one thing each against it.
 _BASE = {**_SMALL, "n_fft": 2048, "hop_length": 512}
+#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_BASE` with mixture consistency (the
+#: one experiment against `_BASE` that won: 2.40 vs 2.19 dB at 5 CPU-minutes on rendered plus
+#: generated songs, every stem better, 2.67 vs 2.52 at 20; on generated songs alone 1.70 vs 1.72 at
+#: 5 and 1.25 vs 1.42 at 20, so the recommendation trains on rendered songs too). The 20-minute
+#: experiments change one thing each against it.
+_RECOMMENDED = {**_BASE, "mixture_consistency": True}
 #: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
 #: `tfswa-unet` is the recommendation for a CPU budget of minutes; the others are the experiments
 #: of the README's variant table.
 TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default": {},
-    # The recommendation for a CPU budget of minutes: `_BASE` with mixture consistency (the one
-    # experiment against `_BASE` that won: 2.40 vs 2.19 dB at 5 CPU-minutes on rendered plus
-    # generated songs, every stem better, 2.67 vs 2.52 at 20; on generated songs alone 1.70 vs
-    # 1.72 at 5 and 1.25 vs 1.42 at 20, so the recommendation trains on rendered songs too).
-    "tfswa-unet": {**_BASE, "mixture_consistency": True},
+    "tfswa-unet": _RECOMMENDED,
     "tfswa-unet-base": _BASE,
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
     "tfswa-unet-3stage": {
@@ -122,36 +124,31 @@ TFSWA_VARIANTS: dict[str, dict] = {
     },
     # Experiments against `tfswa-unet` at 20 CPU-minutes: more capacity for the longer budget.
     "tfswa-unet-mc-wide": {
-        **_BASE,
-        "mixture_consistency": True,
+        **_RECOMMENDED,
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
     "tfswa-unet-mc-3stage": {
-        **_BASE,
-        "mixture_consistency": True,
+        **_RECOMMENDED,
         "dims": [16, 32, 64],
         "depths": [1, 1, 1],
         "decoder_depths": [1, 1],
         "num_heads": [1, 2, 4],
         "tf_attention_stages": [False, True, True],
     },
-    "tfswa-unet-mc-narrow": {**_BASE, "mixture_consistency": True, "dims": [8, 16]},
+    "tfswa-unet-mc-narrow": {**_RECOMMENDED, "dims": [8, 16]},
     "tfswa-unet-mc-tfall": {
-        **_BASE,
-        "mixture_consistency": True,
+        **_RECOMMENDED,
         "tf_attention_stages": [True, True],
     },
     # n_fft 4096 / hop 1024 (HTDemucs' and Open-Unmix's STFT): finer frequency, coarser time.
     "tfswa-unet-nfft4096": {
-        **_BASE,
-        "mixture_consistency": True,
+        **_RECOMMENDED,
         "n_fft": 4096,
         "hop_length": 1024,
     },
     "tfswa-unet-nfft4096-p1x16": {
-        **_BASE,
-        "mixture_consistency": True,
+        **_RECOMMENDED,
         "n_fft": 4096,
         "hop_length": 1024,
         "patch_size": [1, 16],
