@@ -87,6 +87,14 @@ _BASE = {**_SMALL, "n_fft": 2048, "hop_length": 512}
 #: 5 and 1.25 vs 1.42 at 20, so the recommendation trains on rendered songs too). The 20-minute
 #: experiments change one thing each against it.
 _RECOMMENDED = {**_BASE, "mixture_consistency": True}
+#: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
+_THREE_STAGES = {
+    "dims": [16, 32, 64],
+    "depths": [1, 1, 1],
+    "decoder_depths": [1, 1],
+    "num_heads": [1, 2, 4],
+    "tf_attention_stages": [False, True, True],
+}
 #: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
 #: `tfswa-unet` is the recommendation for a CPU budget of minutes; the others are the experiments
 #: of the README's variant table.
@@ -95,14 +103,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet": _RECOMMENDED,
     "tfswa-unet-base": _BASE,
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
-    "tfswa-unet-3stage": {
-        **_SMALL,
-        "dims": [16, 32, 64],
-        "depths": [1, 1, 1],
-        "decoder_depths": [1, 1],
-        "num_heads": [1, 2, 4],
-        "tf_attention_stages": [False, True, True],
-    },
+    "tfswa-unet-3stage": {**_SMALL, **_THREE_STAGES},
     "tfswa-unet-wide": {**_SMALL, "dims": [32, 64], "num_heads": [2, 4]},
     "tfswa-unet-nfft1024": _SMALL,
     "tfswa-unet-ratio": {**_SMALL, "mask_type": "ratio"},
@@ -128,14 +129,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
-    "tfswa-unet-mc-3stage": {
-        **_RECOMMENDED,
-        "dims": [16, 32, 64],
-        "depths": [1, 1, 1],
-        "decoder_depths": [1, 1],
-        "num_heads": [1, 2, 4],
-        "tf_attention_stages": [False, True, True],
-    },
+    "tfswa-unet-mc-3stage": {**_RECOMMENDED, **_THREE_STAGES},
     "tfswa-unet-mc-narrow": {**_RECOMMENDED, "dims": [8, 16]},
     "tfswa-unet-mc-tfall": {
         **_RECOMMENDED,
