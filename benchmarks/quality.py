@@ -62,7 +62,7 @@ from modeling_tfswa.evaluation import (
 )
 from modeling_tfswa.fileio import write_text_atomic, write_via_temporary
 from modeling_tfswa.separation import Separator, apply_model
-from modeling_tfswa.training.config import load_config
+from modeling_tfswa.training.config import load_config, parse_value
 from modeling_tfswa.training.trainer import train
 
 #: The quickstart's STFT and size (`tfswa-unet` before the benchmark): the experiments below change
@@ -191,7 +191,13 @@ def build_model(name: str, stems: list[str], segment_seconds: float) -> torch.nn
 
 def training_config(args, name: str):
     """The shared recipe; only the model section (TFSWA variants) and the output folder differ.
-    Peers keep the default TFSWA model section, which sets the STFT of the loss and augmentation."""
+    Peers keep the default TFSWA model section, which sets the STFT of the loss and augmentation.
+    `--recipe` overrides come last, the same for every model."""
+    return load_config(None, {**benchmark_overrides(args, name), **args.recipe})
+
+
+def benchmark_overrides(args, name: str) -> dict:
+    """The training-config keys the benchmark's own options set (`--recipe` may not set these)."""
     model = {"stems": args.stems, **TFSWA_VARIANTS.get(name, {})}
     overrides = {
         "model": model,
@@ -230,7 +236,7 @@ def training_config(args, name: str):
         overrides["data.sources"] = [
             {"source": "musdb18hq", "root": str(root), "weight": 1.0} for root in args.train_root
         ]
-    return load_config(None, overrides)
+    return overrides
 
 
 def save_weights(model, ema, folder: Path, config, metrics: dict, step: int) -> None:
@@ -354,7 +360,7 @@ def run_model(name: str, args) -> dict:
 _NOT_IN_RESULT = ("models", "jobs", "out", "data_dir", "force")
 #: Options added after results were stored: keyed only when set away from these defaults, so the
 #: stored results stay valid.
-_KEYED_WHEN_SET = {"mixed_precision": "no", "num_workers": 0, "peer_loss": "shared"}
+_KEYED_WHEN_SET = {"mixed_precision": "no", "num_workers": 0, "peer_loss": "shared", "recipe": {}}
 
 
 def result_key(name: str, args) -> dict:
@@ -526,6 +532,18 @@ def plot(report: dict, clock: str, path: Path) -> None:
         plt.close(fig)
 
 
+def _recipe_override(parser, text: str) -> tuple[str, object]:
+    """`--recipe augment.pitch_probability=0.2` -> ("augment.pitch_probability", 0.2). The model
+    section and the run's folder are the benchmark's (`TFSWA_VARIANTS`, `--out`)."""
+    key, has_value, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not has_value or not key:
+        parser.error(f"--recipe {text!r}: expected KEY=VALUE")
+    if key.split(".")[0] in ("model", "output_dir"):
+        parser.error(f"--recipe {key}: the model and the output folder are the benchmark's")
+    return key, parse_value(value)
+
+
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="NAME")
@@ -554,6 +572,10 @@ def parse_args(argv: list[str] | None):
         "--peer-loss", choices=["shared", "own"], default="shared",
         help="own: each peer trains with its package's loss (PEER_LOSSES), TFSWA with the recipe's",
     )  # fmt: skip
+    parser.add_argument(
+        "--recipe", action="append", default=[], metavar="KEY=VALUE",
+        help="a training-config override for every model, e.g. augment.pitch_probability=0.2",
+    )  # fmt: skip
     parser.add_argument("--schedule-steps", type=int, default=10**6)
     parser.add_argument("--validations", type=int, default=5, help="validations per budget")
     parser.add_argument(
@@ -570,8 +592,13 @@ def parse_args(argv: list[str] | None):
         "--force", action="store_true", help="train again models whose result is in OUT/results"
     )
     args = parser.parse_args(argv)
+    args.recipe = dict(_recipe_override(parser, text) for text in args.recipe)
     if args.data_dir is None:
         args.data_dir = args.out / "data"
+    owned = {"data.sources", *benchmark_overrides(args, "tfswa-unet")}
+    owned |= {key for losses in PEER_LOSSES.values() for key in losses}
+    for key in args.recipe.keys() & owned:
+        parser.error(f"--recipe {key}: the benchmark sets it (see its options)")
     if args.minutes is None and args.steps is None:
         args.minutes = 5.0
     unknown = [m for m in args.models if m not in known_models()]

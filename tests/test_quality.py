@@ -209,6 +209,25 @@ def test_precision_and_workers_reach_the_recipe_and_key_only_when_set():
     assert (options["mixed_precision"], options["num_workers"]) == ("bf16", 4)
 
 
+def test_recipe_overrides_reach_every_model_and_the_key_only_when_set(capsys):
+    plain = quality.parse_args([])
+    assert "recipe" not in quality.result_key("tfswa-unet", plain)["options"]  # older results
+    recipe = ["--recipe", "augment.pitch_probability=0.2", "--recipe", "augment.tempo_range=[1,2]"]
+    args = quality.parse_args(recipe)
+    for name in ("tfswa-unet", "open-unmix"):
+        config = quality.training_config(args, name)
+        assert (config.augment.pitch_probability, config.augment.tempo_range) == (0.2, [1, 2])
+        assert quality.result_key(name, args)["options"]["recipe"] == {
+            "augment.pitch_probability": 0.2,
+            "augment.tempo_range": [1, 2],
+        }
+    # the model, the run folder, keys with an option of their own, and no value: refused
+    for bad in ("model.dims=[8,16]", "output_dir=x", "seed=7", "optim.lr=1", "augment.gain_db"):
+        with pytest.raises(SystemExit):
+            quality.parse_args(["--recipe", bad])
+        assert "--recipe" in capsys.readouterr().err
+
+
 def test_own_peer_losses_change_only_the_peers_recipe_and_key():
     shared, own = quality.parse_args([]), quality.parse_args(["--peer-loss", "own"])
     plain = quality.training_config(shared, "open-unmix").loss
