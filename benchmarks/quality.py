@@ -189,15 +189,27 @@ def build_model(name: str, stems: list[str], segment_seconds: float) -> torch.nn
     raise ValueError(f"unknown model {name!r}; known: {', '.join(known_models())}")
 
 
+#: The shared recipe's values that no option of the benchmark sets (`--recipe` may change them).
+RECIPE_CONSTANTS = {
+    "data.synthetic_validation_songs": 4,
+    "data.synthetic_test_songs": 0,
+    "data.samples_per_epoch": 4000,
+    "data.validation_batch_size": 4,
+    "data.max_validation_segments": 16,
+    "ema_decay": 0.99,
+}
+
+
 def training_config(args, name: str):
     """The shared recipe; only the model section (TFSWA variants) and the output folder differ.
     Peers keep the default TFSWA model section, which sets the STFT of the loss and augmentation.
     `--recipe` overrides come last, the same for every model."""
-    return load_config(None, {**benchmark_overrides(args, name), **args.recipe})
+    return load_config(None, {**RECIPE_CONSTANTS, **option_overrides(args, name), **args.recipe})
 
 
-def benchmark_overrides(args, name: str) -> dict:
-    """The training-config keys the benchmark's own options set (`--recipe` may not set these)."""
+def option_overrides(args, name: str) -> dict:
+    """The training-config keys that the benchmark's options, the model's name and the harness
+    (validation by training time, one checkpoint) set: `--recipe` may not set these."""
     model = {"stems": args.stems, **TFSWA_VARIANTS.get(name, {})}
     overrides = {
         "model": model,
@@ -210,21 +222,15 @@ def benchmark_overrides(args, name: str) -> dict:
         "data.cache_dir": str(args.data_dir / "cache"),
         "data.stem_set": stem_set_for(args.stems),
         "data.synthetic_train_songs": args.train_songs,
-        "data.synthetic_validation_songs": 4,
-        "data.synthetic_test_songs": 0,
         "data.synthetic_seconds": args.song_seconds,
         "data.segment_seconds": args.segment_seconds,
-        "data.samples_per_epoch": 4000,
         "data.batch_size": args.batch_size,
         "data.num_workers": args.num_workers,
         "data.validation_segment_seconds": args.segment_seconds,
-        "data.validation_batch_size": 4,
-        "data.max_validation_segments": 16,
         "optim.lr": args.lr,
         "optim.warmup_steps": args.warmup_steps,
         "loss.waveform_l1": 1.0,
         "loss.multi_resolution_stft": args.stft_loss,
-        "ema_decay": 0.99,
         "log_every": 10,
         "eval_every": 10**9,  # validation follows training time (validate_every_seconds)
         "save_every": 10**9,  # one checkpoint, at the end
@@ -595,7 +601,7 @@ def parse_args(argv: list[str] | None):
     args.recipe = dict(_recipe_override(parser, text) for text in args.recipe)
     if args.data_dir is None:
         args.data_dir = args.out / "data"
-    owned = {"data.sources", *benchmark_overrides(args, "tfswa-unet")}
+    owned = {"data.sources", *option_overrides(args, "tfswa-unet")}
     owned |= {key for losses in PEER_LOSSES.values() for key in losses}
     for key in args.recipe.keys() & owned:
         parser.error(f"--recipe {key}: the benchmark sets it (see its options)")

@@ -212,17 +212,19 @@ def test_precision_and_workers_reach_the_recipe_and_key_only_when_set():
 def test_recipe_overrides_reach_every_model_and_the_key_only_when_set(capsys):
     plain = quality.parse_args([])
     assert "recipe" not in quality.result_key("tfswa-unet", plain)["options"]  # older results
-    recipe = ["--recipe", "augment.pitch_probability=0.2", "--recipe", "augment.tempo_range=[1,2]"]
+    assert quality.training_config(plain, "tfswa-unet").ema_decay == 0.99
+    recipe = ["--recipe", "augment.pitch_probability=0.2", "--recipe", "ema_decay=0.995"]
     args = quality.parse_args(recipe)
     for name in ("tfswa-unet", "open-unmix"):
         config = quality.training_config(args, name)
-        assert (config.augment.pitch_probability, config.augment.tempo_range) == (0.2, [1, 2])
+        assert (config.augment.pitch_probability, config.ema_decay) == (0.2, 0.995)
         assert quality.result_key(name, args)["options"]["recipe"] == {
             "augment.pitch_probability": 0.2,
-            "augment.tempo_range": [1, 2],
+            "ema_decay": 0.995,
         }
     # the model, the run folder, keys with an option of their own, and no value: refused
-    for bad in ("model.dims=[8,16]", "output_dir=x", "seed=7", "optim.lr=1", "augment.gain_db"):
+    refused = ("model.dims=[8,16]", "output_dir=x", "seed=7", "optim.lr=1", "eval_every=5")
+    for bad in (*refused, "augment.gain_db"):
         with pytest.raises(SystemExit):
             quality.parse_args(["--recipe", bad])
         assert "--recipe" in capsys.readouterr().err
