@@ -36,6 +36,15 @@ class TFSWAConfig(PretrainedConfig):
             coarser than the STFT grid (at the defaults: 44 × 129 tokens per second of audio; `[1, 8]`
             doubles the token count and roughly the cost). The final projection still predicts one mask
             value per STFT bin.
+        frequency_bands (`list[list[int]]`, *optional*):
+            Patches of different widths in frequency: `[[stop, width], ...]`, stops increasing, the
+            last at least `n_fft // 2 + 1`: the bins from the previous band's stop (0 for the first)
+            up to `stop` are cut into patches `width` bins wide (the band's last patch zero-padded),
+            each band with its own patch embedding and mask projection. Finer patches where the low
+            notes sit, as the RoFormers' band split does (not in the TFSWA papers): e.g.
+            `[[64, 2], [256, 8], [1025, 16]]` at `n_fft=2048` gives 32 + 24 + 49 tokens per frame
+            instead of 129 with 8-bin patches. `None`: patches of `patch_size[1]` bins everywhere
+            (with bands, `patch_size[1]` is not used).
         dims (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
             Token width of each U-Net stage; stage `i + 1` works on a grid halved in time and frequency.
         depths (`list[int]`, *optional*, defaults to `[2, 2, 6, 2]`):
@@ -126,6 +135,7 @@ class TFSWAConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         segment_seconds: float = 6.0,
         overlap: float = 0.25,
+        frequency_bands: list[list[int]] | None = None,
         **kwargs,
     ):
         if stems is None:
@@ -136,6 +146,9 @@ class TFSWAConfig(PretrainedConfig):
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.patch_size = list(patch_size) if patch_size is not None else [2, 8]
+        self.frequency_bands = (
+            [list(band) for band in frequency_bands] if frequency_bands is not None else None
+        )
         self.dims = list(dims) if dims is not None else [32, 64, 128, 256]
         self.depths = list(depths) if depths is not None else [2, 2, 6, 2]
         self.decoder_depths = (
@@ -175,6 +188,18 @@ class TFSWAConfig(PretrainedConfig):
     @property
     def num_stages(self) -> int:
         return len(self.dims)
+
+    @property
+    def frequency_patches(self) -> list[tuple[int, int, int]]:
+        """`(start, stop, width)` of each frequency band, stops clipped to the bins: one band of
+        `patch_size[1]`-bin patches without `frequency_bands`."""
+        if self.frequency_bands is None:
+            return [(0, self.num_freq_bins, self.patch_size[1])]
+        starts = [0] + [stop for stop, _ in self.frequency_bands[:-1]]
+        return [
+            (start, min(stop, self.num_freq_bins), width)
+            for start, (stop, width) in zip(starts, self.frequency_bands)
+        ]
 
     @property
     def num_mask_channels(self) -> int:
@@ -221,6 +246,20 @@ class TFSWAConfig(PretrainedConfig):
             )
         positive_ints("patch_size", self.patch_size, 2)
         positive_ints("window_size", self.window_size, 2)
+        if self.frequency_bands is not None:
+            bands = self.frequency_bands
+            if not bands or not all(isinstance(b, list) and len(b) == 2 for b in bands):
+                fail("frequency_bands", f"must be a non-empty list of [stop, width], got {bands!r}")
+            positive_ints("frequency_bands", [v for band in bands for v in band], 2 * len(bands))
+            stops = [stop for stop, _ in bands]
+            if stops != sorted(set(stops)) or stops[-1] < self.num_freq_bins:
+                fail(
+                    "frequency_bands",
+                    f"stops must increase and the last reach n_fft // 2 + 1 = {self.num_freq_bins}"
+                    f" (every bin in a band, none left past it), got {stops}",
+                )
+            if len(stops) > 1 and stops[-2] >= self.num_freq_bins:
+                fail("frequency_bands", f"only the last stop may reach {self.num_freq_bins}")
         positive_ints("dims", self.dims)
         stages = len(self.dims)
         positive_ints("depths", self.depths, stages)

@@ -392,25 +392,43 @@ class TFSWAPatchExpanding(nn.Module):
 
 
 class TFSWAPatchEmbedding(nn.Module):
-    """Spectrogram features -> token grid: non-overlapping `patch_size` patches, plus a learned
-    embedding of the frequency position (attention is otherwise blind to absolute frequency)."""
+    """Spectrogram features -> token grid: non-overlapping patches, `patch_size[0]` frames by the
+    width of their frequency band (`config.frequency_patches`; one band of `patch_size[1]` bins by
+    default), one embedding per band, plus a learned embedding of the frequency position (attention
+    is otherwise blind to absolute frequency)."""
 
     def __init__(self, config: TFSWAConfig):
         super().__init__()
-        self.patch = tuple(config.patch_size)
+        self.frames_per_patch = config.patch_size[0]
+        self.bands = config.frequency_patches
         in_channels = 2 * config.audio_channels
-        self.projection = nn.Conv2d(in_channels, config.dims[0], self.patch, stride=self.patch)
-        num_patches = -(-config.num_freq_bins // self.patch[1])
+        self.projections = nn.ModuleList(
+            nn.Conv2d(
+                in_channels,
+                config.dims[0],
+                (self.frames_per_patch, width),
+                (self.frames_per_patch, width),
+            )
+            for _, _, width in self.bands
+        )
+        num_patches = sum(band_tokens(self.bands))
         self.frequency_embedding = nn.Parameter(torch.zeros(num_patches, config.dims[0]))
         self.norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """`(batch, 2 * channels, frames, freq_bins)` -> `(batch, time, freq, dims[0])`."""
-        pad_t = -features.shape[2] % self.patch[0]
-        pad_f = -features.shape[3] % self.patch[1]
-        features = F.pad(features, (0, pad_f, 0, pad_t))
-        grid = self.projection(features).permute(0, 2, 3, 1)
-        return self.norm(grid + self.frequency_embedding)
+        pad_t = -features.shape[2] % self.frames_per_patch
+        grids = [
+            projection(F.pad(features[..., start:stop], (0, -(stop - start) % width, 0, pad_t)))
+            for (start, stop, width), projection in zip(self.bands, self.projections)
+        ]
+        grid = torch.cat(grids, dim=3) if len(grids) > 1 else grids[0]
+        return self.norm(grid.permute(0, 2, 3, 1) + self.frequency_embedding)
+
+
+def band_tokens(bands: list[tuple[int, int, int]]) -> list[int]:
+    """Tokens per frame of each `(start, stop, width)` frequency band."""
+    return [-(-(stop - start) // width) for start, stop, width in bands]
 
 
 class TFSWAMaskHead(nn.Linear):
@@ -445,10 +463,10 @@ class TFSWAMaskEstimator(nn.Module):
     """The network proper: mixture spectrogram in, masks out. Holds no STFT so it exports alone.
 
     The input is normalised per frequency bin (instance normalisation over channels and frames of
-    each example), embedded as patches, passed through the encoder stages (TFSWA blocks, then patch
-    merging), the bottleneck stage and decoder stages (patch expanding fused with the encoder's skip
-    connection, then TFSWA blocks), and projected back to one mask value per STFT bin, stem, channel
-    and real/imaginary part.
+    each example), embedded as patches (per frequency band: `config.frequency_patches`), passed
+    through the encoder stages (TFSWA blocks, then patch merging), the bottleneck stage and decoder
+    stages (patch expanding fused with the encoder's skip connection, then TFSWA blocks), and
+    projected back to one mask value per STFT bin, stem, channel and real/imaginary part.
     """
 
     def __init__(self, config: TFSWAConfig):
@@ -474,12 +492,15 @@ class TFSWAMaskEstimator(nn.Module):
             for i, depth in enumerate(config.decoder_depths)
         )
         self.head_norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
-        pt, pf = config.patch_size
         consistent = config.mixture_consistency and config.mask_type == "complex"
-        self.head = TFSWAMaskHead(
-            config.dims[0],
-            pt * pf * config.num_mask_channels,
-            (config.num_stems, config.audio_channels) if consistent else None,
+        self.bands = config.frequency_patches
+        self.heads = nn.ModuleList(  # one per frequency band
+            TFSWAMaskHead(
+                config.dims[0],
+                config.patch_size[0] * width * config.num_mask_channels,
+                (config.num_stems, config.audio_channels) if consistent else None,
+            )
+            for _, _, width in self.bands
         )
 
     def normalize(self, spectrogram: torch.Tensor) -> torch.Tensor:
@@ -502,7 +523,7 @@ class TFSWAMaskEstimator(nn.Module):
             Frames are the outer axis in memory, as in `torch.stft`'s output (a transposed view),
             so that the masks multiply the STFT and feed the inverse STFT without copies.
         """
-        b, _, num_bins, frames = spectrogram.shape
+        b, _, _, frames = spectrogram.shape
         features = self.normalize(spectrogram).transpose(2, 3)  # (b, 2C, frames, bins)
         grid = self.patch_embedding(features)
         skips = []
@@ -514,18 +535,24 @@ class TFSWAMaskEstimator(nn.Module):
         for level in reversed(range(len(self.decoder))):
             grid = self.decoder[level](self.expands[level](grid, skips[level]))
         config = self.config
-        pt, pf = config.patch_size
-        # (b, t, f, pt * pf * M), M = stems x channels x parts
-        out = self.head(self.head_norm(grid))
-        t, f = out.shape[1], out.shape[2]
+        pt = config.patch_size[0]
         stems, channels = config.num_stems, config.audio_channels
-        # One copy into (b, stems, channels, frames, bins, parts) order: the masks then multiply
-        # the STFT, and the product feeds the inverse STFT, as dense work without further copies
-        # (left as a strided view, the multiply and the inverse STFT each copied instead: 6.69
-        # against 4.79 CPU s per minute of audio for the quality benchmark's `tfswa-unet`).
-        out = out.view(b, t, f, pt, pf, stems, channels, -1).permute(0, 5, 6, 1, 3, 2, 4, 7)
-        out = out.contiguous().view(b, stems, channels, t * pt, f * pf, -1)
-        out = out[:, :, :, :frames, :num_bins]
+        tokens = self.head_norm(grid)
+        # Per band: (b, t, f_band, pt * width * M), M = stems x channels x parts, then one copy into
+        # (b, stems, channels, frames, bins, parts) order: the masks then multiply the STFT, and the
+        # product feeds the inverse STFT, as dense work without further copies (left as a strided
+        # view, the multiply and the inverse STFT each copied instead: 6.69 against 4.79 CPU s per
+        # minute of audio for the quality benchmark's `tfswa-unet`). Several bands are then
+        # concatenated along the bins (a second copy).
+        masks, first = [], 0
+        for (start, stop, width), head, n in zip(self.bands, self.heads, band_tokens(self.bands)):
+            out = head(tokens[:, :, first : first + n])
+            first += n
+            t = out.shape[1]
+            out = out.view(b, t, n, pt, width, stems, channels, -1).permute(0, 5, 6, 1, 3, 2, 4, 7)
+            out = out.contiguous().view(b, stems, channels, t * pt, n * width, out.shape[-1])
+            masks.append(out[:, :, :, :frames, : stop - start])
+        out = torch.cat(masks, dim=4) if len(masks) > 1 else masks[0]
         out = out.transpose(3, 4)  # (b, stems, channels, bins, frames, parts): a view
         return out if config.mask_type == "complex" else out.squeeze(-1)
 
@@ -540,6 +567,20 @@ class TFSWAPreTrainedModel(PreTrainedModel):
     input_modalities = "audio"
     supports_gradient_checkpointing = True
     _no_split_modules = ["TFSWABlock"]
+    #: Weight names of folders saved before the frequency bands (one patch embedding and one mask
+    #: projection, now the first of one per band): renamed on loading, so such folders load as
+    #: they were instead of starting those layers from random weights.
+    _LEGACY_WEIGHT_NAMES = {
+        r"patch_embedding\.projection\.": "patch_embedding.projections.0.",
+        r"mask_estimator\.head\.": "mask_estimator.heads.0.",
+    }
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, also reading folders saved before the frequency bands
+        (`_LEGACY_WEIGHT_NAMES`; a `key_mapping` passed in is applied as well)."""
+        kwargs["key_mapping"] = {**cls._LEGACY_WEIGHT_NAMES, **(kwargs.get("key_mapping") or {})}
+        return super().from_pretrained(*args, **kwargs)
 
     def _init_weights(self, module: nn.Module):
         std = self.config.initializer_range
@@ -577,7 +618,8 @@ class TFSWAUNet(TFSWAPreTrainedModel):
     the *un-normalised* mixture STFT and the inverse STFT gives the stems.
 
     How the blocks see time and frequency: patches of `patch_size` STFT bins (default 2 frames × 8
-    bins) become tokens on a time × frequency grid that halves in both axes at each deeper stage.
+    bins; with `frequency_bands`, narrower patches at low frequencies and wider ones above) become
+    tokens on a time × frequency grid that halves in both axes at each deeper stage.
     Every block attends within local time × frequency windows (`window_size`, shifted by half a
     window in every other block, so information crosses window borders; a learned relative position
     bias tells each token where the others sit in time and frequency). In the stages flagged by
@@ -684,7 +726,7 @@ class TFSWAUNet(TFSWAPreTrainedModel):
             spectrograms = masks * mixture_spec.unsqueeze(1)
             # (B, S, C, F, N): the residual shared equally, unless the mask head already did
             # (complex masks: see TFSWAMaskHead)
-            if config.mixture_consistency and self.mask_estimator.head.consistent is None:
+            if config.mixture_consistency and self.mask_estimator.heads[0].consistent is None:
                 residual = mixture_spec - spectrograms.sum(dim=1)
                 spectrograms = spectrograms + (residual / config.num_stems).unsqueeze(1)
             waveforms = self.spectral.istft(spectrograms, num_samples)

@@ -23,7 +23,7 @@ def loud_model_dir(tmp_path_factory):
     """A tiny model whose complex masks are all 2.5: every stem is 2.5 x the mixture."""
     config = make_tiny_config(sample_rate=44100)
     model = TFSWAUNet(config)
-    head = model.mask_estimator.head
+    (head,) = model.mask_estimator.heads
     mask = torch.tensor([2.5, 0.0]).repeat(config.num_stems * config.audio_channels)
     with torch.no_grad():
         head.weight.zero_()

@@ -38,6 +38,12 @@ def test_derived_values_are_not_saved(tmp_path):
         ("hop_length", 2048),
         ("patch_size", [2]),
         ("patch_size", [0, 8]),
+        ("frequency_bands", []),
+        ("frequency_bands", [[64, 2], [1025]]),
+        ("frequency_bands", [[64, 2], [1000, 16]]),  # the last stop short of the 1025 bins
+        ("frequency_bands", [[256, 2], [64, 8], [1025, 16]]),  # stops not increasing
+        ("frequency_bands", [[1025, 2], [2048, 16]]),  # a band past the bins
+        ("frequency_bands", [[64, 0], [1025, 16]]),
         ("window_size", [8, 8, 8]),
         ("window_size", [8, -1]),
         ("dims", []),

@@ -48,8 +48,9 @@ def test_example_frames_need_padding_at_every_stage():
         example_frames(config, 0)
 
 
-def test_torchscript_export_runs_the_whole_model(tmp_path):
-    model = random_model()
+@pytest.mark.parametrize("frequency_bands", [None, [[16, 2], [64, 4], [130, 8]]])
+def test_torchscript_export_runs_the_whole_model(tmp_path, frequency_bands):
+    model = random_model(frequency_bands=frequency_bands)
     result = export_model(model, "torchscript", tmp_path / "model.pt", seconds=0.3)
     assert result.max_abs_diff < 1e-5 and result.max_abs_output > 0.01
     assert len(result.checked_shapes) == 3
