@@ -81,12 +81,21 @@ _SMALL = {
 #: `tfswa-unet-base`: `_SMALL` with n_fft 2048 / hop 512 (won the 1-CPU-minute probe); the later
 #: experiments change one thing each against it.
 _BASE = {**_SMALL, "n_fft": 2048, "hop_length": 512}
-#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_BASE` with mixture consistency (the
-#: one experiment against `_BASE` that won: 2.40 vs 2.19 dB at 5 CPU-minutes on rendered plus
-#: generated songs, every stem better, 2.67 vs 2.52 at 20; on generated songs alone 1.70 vs 1.72 at
-#: 5 and 1.25 vs 1.42 at 20, so the recommendation trains on rendered songs too). The 20-minute
-#: experiments change one thing each against it.
-_RECOMMENDED = {**_BASE, "mixture_consistency": True}
+#: `tfswa-unet-uniform`: `_BASE` with mixture consistency (the one experiment against `_BASE` that
+#: won: 2.40 vs 2.19 dB at 5 CPU-minutes on rendered plus generated songs, every stem better, 2.67
+#: vs 2.52 at 20; on generated songs alone 1.70 vs 1.72 at 5 and 1.25 vs 1.42 at 20, so the
+#: recommendation trains on rendered songs too). The 20-minute experiments change one thing each
+#: against it.
+_UNIFORM = {**_BASE, "mixture_consistency": True}
+#: Frequency bands at n_fft 2048 (21.5-Hz bins). `_BANDS4`: 2-bin patches up to bin 32 (690 Hz),
+#: 4-bin to 128 (2.8 kHz), 8-bin to 512 (11 kHz), 16-bin above: 16 + 24 + 48 + 33 = 121 tokens per
+#: frame instead of 129 with 8-bin patches everywhere. `_BANDS`: 2-bin up to bin 64 (1.4 kHz), 8-bin
+#: to 256 (5.5 kHz), 16-bin above: 32 + 24 + 49 tokens.
+_BANDS4 = [[32, 2], [128, 4], [512, 8], [1025, 16]]
+_BANDS = [[64, 2], [256, 8], [1025, 16]]
+#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_UNIFORM` with `_BANDS4` (2.83 vs
+#: 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus generated songs).
+_RECOMMENDED = {**_UNIFORM, "frequency_bands": _BANDS4}
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
     "dims": [16, 32, 64],
@@ -101,6 +110,7 @@ _THREE_STAGES = {
 TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default": {},
     "tfswa-unet": _RECOMMENDED,
+    "tfswa-unet-uniform": _UNIFORM,
     "tfswa-unet-base": _BASE,
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
     "tfswa-unet-3stage": {**_SMALL, **_THREE_STAGES},
@@ -123,30 +133,32 @@ TFSWA_VARIANTS: dict[str, dict] = {
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
-    # Experiments against `tfswa-unet` at 20 CPU-minutes: more capacity for the longer budget.
+    # Experiments against `tfswa-unet-uniform` at 20 CPU-minutes: more capacity for the longer budget.
     "tfswa-unet-mc-wide": {
-        **_RECOMMENDED,
+        **_UNIFORM,
         "dims": [32, 64],
         "num_heads": [2, 4],
     },
-    "tfswa-unet-mc-3stage": {**_RECOMMENDED, **_THREE_STAGES},
-    "tfswa-unet-mc-narrow": {**_RECOMMENDED, "dims": [8, 16]},
+    "tfswa-unet-mc-3stage": {**_UNIFORM, **_THREE_STAGES},
+    "tfswa-unet-mc-narrow": {**_UNIFORM, "dims": [8, 16]},
     "tfswa-unet-mc-tfall": {
-        **_RECOMMENDED,
+        **_UNIFORM,
         "tf_attention_stages": [True, True],
     },
     # n_fft 4096 / hop 1024 (HTDemucs' and Open-Unmix's STFT): finer frequency, coarser time.
     "tfswa-unet-nfft4096": {
-        **_RECOMMENDED,
+        **_UNIFORM,
         "n_fft": 4096,
         "hop_length": 1024,
     },
     "tfswa-unet-nfft4096-p1x16": {
-        **_RECOMMENDED,
+        **_UNIFORM,
         "n_fft": 4096,
         "hop_length": 1024,
         "patch_size": [1, 16],
     },
+    # Three frequency bands instead of the four of `tfswa-unet`.
+    "tfswa-unet-bands": {**_UNIFORM, "frequency_bands": _BANDS},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,
