@@ -551,14 +551,11 @@ def plot(report: dict, clock: str, path: Path) -> None:
 
 
 def _recipe_override(parser, text: str) -> tuple[str, object]:
-    """`--recipe augment.pitch_probability=0.2` -> ("augment.pitch_probability", 0.2). The model
-    section and the run's folder are the benchmark's (`TFSWA_VARIANTS`, `--out`)."""
+    """`--recipe augment.pitch_probability=0.2` -> ("augment.pitch_probability", 0.2)."""
     key, has_value, value = text.partition("=")
     key = key.strip().replace("-", "_")
     if not has_value or not key:
         parser.error(f"--recipe {text!r}: expected KEY=VALUE")
-    if key.split(".")[0] in ("model", "output_dir"):
-        parser.error(f"--recipe {key}: the model and the output folder are the benchmark's")
     return key, parse_value(value)
 
 
@@ -615,8 +612,11 @@ def parse_args(argv: list[str] | None):
         args.data_dir = args.out / "data"
     owned = {"data.sources", *option_overrides(args, "tfswa-unet")}
     owned |= {key for losses in PEER_LOSSES.values() for key in losses}
-    for key in args.recipe.keys() & owned:
-        parser.error(f"--recipe {key}: the benchmark sets it (see its options)")
+    for key in args.recipe:  # a key the benchmark sets, or inside one (`model.dims`)
+        if key in owned or key.split(".")[0] in owned:
+            parser.error(
+                f"--recipe {key}: the benchmark sets it (its options, model variants, run folder)"
+            )
     if args.minutes is None and args.steps is None:
         args.minutes = 5.0
     unknown = [m for m in args.models if m not in known_models()]

@@ -250,7 +250,7 @@ class TFSWAConfig(PretrainedConfig):
             bands = self.frequency_bands
             if not bands or not all(isinstance(b, list) and len(b) == 2 for b in bands):
                 fail("frequency_bands", f"must be a non-empty list of [stop, width], got {bands!r}")
-            positive_ints("frequency_bands", [v for band in bands for v in band], 2 * len(bands))
+            positive_ints("frequency_bands", [v for band in bands for v in band])
             stops = [stop for stop, _ in bands]
             if stops != sorted(set(stops)) or stops[-1] < self.num_freq_bins:
                 fail(

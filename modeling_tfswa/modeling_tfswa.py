@@ -502,6 +502,7 @@ class TFSWAMaskEstimator(nn.Module):
             )
             for _, _, width in self.bands
         )
+        self.band_tokens = band_tokens(self.bands)
 
     def normalize(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """Per-example, per-frequency-bin instance normalisation over channels and frames."""
@@ -545,7 +546,7 @@ class TFSWAMaskEstimator(nn.Module):
         # minute of audio for the quality benchmark's `tfswa-unet`). Several bands are then
         # concatenated along the bins (a second copy).
         masks, first = [], 0
-        for (start, stop, width), head, n in zip(self.bands, self.heads, band_tokens(self.bands)):
+        for (start, stop, width), head, n in zip(self.bands, self.heads, self.band_tokens):
             out = head(tokens[:, :, first : first + n])
             first += n
             t = out.shape[1]
