@@ -93,6 +93,9 @@ _UNIFORM = {**_BASE, "mixture_consistency": True}
 #: to 256 (5.5 kHz), 16-bin above: 32 + 24 + 49 tokens.
 _BANDS4 = [[32, 2], [128, 4], [512, 8], [1025, 16]]
 _BANDS = [[64, 2], [256, 8], [1025, 16]]
+#: `_BANDS4` with 1-bin patches below bin 16 (345 Hz, where bass notes and kick drums sit):
+#: 16 + 8 + 24 + 48 + 33 = 129 tokens per frame.
+_BANDS5 = [[16, 1], [32, 2], [128, 4], [512, 8], [1025, 16]]
 #: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_UNIFORM` with `_BANDS4` (2.83 vs
 #: 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus generated songs).
 _RECOMMENDED = {**_UNIFORM, "frequency_bands": _BANDS4}
@@ -159,6 +162,8 @@ TFSWA_VARIANTS: dict[str, dict] = {
     },
     # Three frequency bands instead of the four of `tfswa-unet`.
     "tfswa-unet-bands": {**_UNIFORM, "frequency_bands": _BANDS},
+    # Five bands: `tfswa-unet` with 1-bin patches at the bottom.
+    "tfswa-unet-bands5": {**_UNIFORM, "frequency_bands": _BANDS5},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,
