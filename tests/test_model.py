@@ -132,8 +132,7 @@ def test_mixture_consistency_makes_the_stems_sum_to_the_mixture(mask_type):
         mixture_spec = consistent.spectral.stft(mixture).unsqueeze(1)
         torch.testing.assert_close(out.spectrograms, out.masks * mixture_spec)
     torch.testing.assert_close(summed.sum(1), mixture, atol=1e-5, rtol=0)
-    # every stem's waveform is its spectrogram's inverse STFT (with complex masks the last stem's
-    # is computed as the mixture less the others': the same function, one inverse STFT fewer)
+    # every stem's waveform is its spectrogram's inverse STFT
     expected = consistent.spectral.istft(out.spectrograms, mixture.shape[-1])
     torch.testing.assert_close(summed, expected, atol=1e-5, rtol=0)
     # the projection moves every stem by the same share of the residual
