@@ -49,7 +49,7 @@ from torch import nn
 
 from benchmarks.peers import PeerConfig, WaveformSeparator, import_openunmix
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
-from modeling_tfswa.separation import apply_model
+from modeling_tfswa.separation import DEFAULT_BATCH_SIZE, apply_model
 
 SAMPLE_RATE = 44100
 STEMS = ["drums", "bass", "other", "vocals"]
@@ -104,6 +104,7 @@ def measure_speed(
     threads: int,
     builders: dict | None = None,
     chunking: dict | None = None,
+    batch_sizes: list[int] | None = None,
 ) -> dict:
     """Seconds per minute of audio of each model, best of `rounds` interleaved rounds.
 
@@ -112,14 +113,21 @@ def measure_speed(
     `cpu_ratio_to_tfswa_unet` is the steadier comparison there. `builders` (default
     [`BUILDERS`]) name the models, the first being the reference of the ratios; `chunking` is
     passed to `apply_model` (default [`CHUNKING`]; `{}` for each model's own segment).
+
+    `batch_sizes`: separate with each of these segments per forward pass (in the same rounds) and
+    keep each model's fastest (`best_batch_size`; every one under `cpu_seconds_per_minute_by_batch`):
+    on a CPU the cheapest batch differs between models (a batch whose activations spill out of
+    the cache costs more per segment), so the ratios compare each model at its own best. Default:
+    the batch size of `chunking` (or `apply_model`'s) alone.
     """
     builders = BUILDERS if builders is None else builders
     chunking = CHUNKING if chunking is None else chunking
+    sizes = batch_sizes or [chunking.get("batch_size", DEFAULT_BATCH_SIZE)]
     reference_name = next(iter(builders))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     mixture = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE))
-    models, results = {}, {}
+    models, results, times = {}, {}, {}
     for name, build in builders.items():
         try:
             models[name] = build().eval()
@@ -127,22 +135,30 @@ def measure_speed(
             results[name] = {"error": f"{type(error).__name__}: {error}"}
             continue
         parameters = sum(p.numel() for p in models[name].parameters())
-        results[name] = {
-            "parameters_millions": round(parameters / 1e6, 2),
-            "wall_s": [],
-            "cpu_s": [],
-        }
+        results[name] = {"parameters_millions": round(parameters / 1e6, 2)}
+        times[name] = {size: {"wall": [], "cpu": []} for size in sizes}
         apply_model(models[name], mixture[:, : 2 * SAMPLE_RATE], **chunking)  # warm-up
     for _ in range(rounds):
         for name, model in models.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            apply_model(model, mixture, **chunking)
-            results[name]["wall_s"].append(round(time.perf_counter() - wall, 3))
-            results[name]["cpu_s"].append(round(time.process_time() - cpu, 3))
+            for size in sizes:
+                wall, cpu = time.perf_counter(), time.process_time()
+                apply_model(model, mixture, **{**chunking, "batch_size": size})
+                times[name][size]["wall"].append(time.perf_counter() - wall)
+                times[name][size]["cpu"].append(time.process_time() - cpu)
     for name in models:
-        result = results[name]
-        result["seconds_per_minute"] = round(min(result["wall_s"]) / seconds * 60, 2)
-        result["cpu_seconds_per_minute"] = round(min(result["cpu_s"]) / seconds * 60, 2)
+        cpu = {size: min(t["cpu"]) / seconds * 60 for size, t in times[name].items()}
+        best = min(cpu, key=cpu.get)
+        results[name].update(
+            best_batch_size=best,
+            wall_s=[round(t, 3) for t in times[name][best]["wall"]],
+            cpu_s=[round(t, 3) for t in times[name][best]["cpu"]],
+            seconds_per_minute=round(min(times[name][best]["wall"]) / seconds * 60, 2),
+            cpu_seconds_per_minute=round(cpu[best], 2),
+        )
+        if len(sizes) > 1:
+            results[name]["cpu_seconds_per_minute_by_batch"] = {
+                size: round(value, 2) for size, value in cpu.items()
+            }
     if reference_name in models:
         reference = results[reference_name]
         key = reference_name.replace("-", "_")
@@ -371,6 +387,11 @@ def main(argv: list[str] | None = None) -> None:
         "each model's own chunking; the first is the reference of the ratios)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=None, metavar="N",
+        help="separate with each of these segments per forward pass and compare every model at "
+        "its fastest (default: one batch size, that of the chunking)",
+    )  # fmt: skip
     parser.add_argument("--short-seconds", type=float, default=30.0)
     parser.add_argument("--long-minutes", type=float, default=10.0)
     parser.add_argument(
@@ -394,7 +415,9 @@ def main(argv: list[str] | None = None) -> None:
         builders, chunking = quality_builders(args.quality_models), {}
     speed = {}
     if not args.skip_speed:
-        speed = measure_speed(args.seconds, args.rounds, args.threads, builders, chunking)
+        speed = measure_speed(
+            args.seconds, args.rounds, args.threads, builders, chunking, args.batch_sizes
+        )
     print(json.dumps(speed), file=sys.stderr)
     memory = []
     if not args.skip_memory:

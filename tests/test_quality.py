@@ -328,3 +328,28 @@ def test_separation_speed_times_quality_models_against_the_first():
     assert speed["tfswa-unet-tiny"]["cpu_ratio_to_tfswa_unet_tiny"] == 1.0
     assert speed["tfswa-unet-nfft1024"]["cpu_seconds_per_minute"] > 0
     assert speed["tfswa-unet-nfft1024"]["cpu_ratio_to_tfswa_unet_tiny"] > 0
+
+
+def test_separation_speed_compares_each_model_at_its_fastest_batch_size():
+    from benchmarks import separation_speed
+
+    names = ["tfswa-unet-tiny", "tfswa-unet-nfft1024"]
+    threads = torch.get_num_threads()
+    try:
+        speed = separation_speed.measure_speed(
+            1.0, 1, 1, separation_speed.quality_builders(names), {}, batch_sizes=[1, 2]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    for name in names:
+        result = speed[name]
+        by_batch = result["cpu_seconds_per_minute_by_batch"]
+        assert sorted(by_batch) == [1, 2]
+        assert result["best_batch_size"] == min(by_batch, key=by_batch.get)
+        assert result["cpu_seconds_per_minute"] == min(by_batch.values())
+    ratio = speed["tfswa-unet-nfft1024"]["cpu_ratio_to_tfswa_unet_tiny"]
+    expected = (
+        speed["tfswa-unet-nfft1024"]["cpu_seconds_per_minute"]
+        / speed["tfswa-unet-tiny"]["cpu_seconds_per_minute"]
+    )
+    assert ratio == pytest.approx(expected, abs=0.011)
