@@ -164,9 +164,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-bands": {**_UNIFORM, "frequency_bands": _BANDS},
     # Five bands: `tfswa-unet` with 1-bin patches at the bottom.
     "tfswa-unet-bands5": {**_UNIFORM, "frequency_bands": _BANDS5},
-    # The decoder's level-0 block with shifted windows (with one block per stage every block is
-    # otherwise unshifted, so the finest windows never overlap), and time-longer windows.
-    "tfswa-unet-dshift": {**_RECOMMENDED, "decoder_starts_shifted": True},
+    # Time-longer windows (16 frames x 8 patches).
     "tfswa-unet-w16x8": {**_RECOMMENDED, "window_size": [16, 8]},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {

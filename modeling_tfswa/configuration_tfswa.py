@@ -57,12 +57,6 @@ class TFSWAConfig(PretrainedConfig):
         window_size (`list[int]`, *optional*, defaults to `[8, 8]`):
             Time × frequency size of the attention windows of the shifted-window attention. Every other
             block shifts the windows by half a window.
-        decoder_starts_shifted (`bool`, *optional*, defaults to `False`):
-            Whether each decoder stage's first block shifts its windows (then unshifted, shifted, ...
-            alternate from the second). With one block per stage (`depths` and `decoder_depths` of 1)
-            every block is otherwise unshifted, so the windows of a level never overlap and no token
-            attends across their fixed edges at that level; `True` keeps the shift alternating across
-            the encoder and the decoder block of the same level.
         tf_attention_stages (`list[bool]`, *optional*, defaults to `[False, False, True, True]`):
             Per stage, whether its blocks add temporal attention (each frequency row attends along
             the whole time axis) and frequency attention (each frame attends along the whole
@@ -128,7 +122,6 @@ class TFSWAConfig(PretrainedConfig):
         decoder_depths: list[int] | None = None,
         num_heads: list[int] | None = None,
         window_size: list[int] | None = None,
-        decoder_starts_shifted: bool = False,
         tf_attention_stages: list[bool] | None = None,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
@@ -163,7 +156,6 @@ class TFSWAConfig(PretrainedConfig):
         )
         self.num_heads = list(num_heads) if num_heads is not None else [1, 2, 4, 8]
         self.window_size = list(window_size) if window_size is not None else [8, 8]
-        self.decoder_starts_shifted = decoder_starts_shifted
         self.tf_attention_stages = (
             list(tf_attention_stages)
             if tf_attention_stages is not None
@@ -296,11 +288,6 @@ class TFSWAConfig(PretrainedConfig):
                 fail(field, f"must be in [0, 1), got {value!r}")
         if self.mask_type not in _MASK_TYPES:
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
-        if not isinstance(self.decoder_starts_shifted, bool):
-            fail(
-                "decoder_starts_shifted",
-                f"must be true or false, got {self.decoder_starts_shifted!r}",
-            )
         if not isinstance(self.mixture_consistency, bool):
             fail("mixture_consistency", f"must be true or false, got {self.mixture_consistency!r}")
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:

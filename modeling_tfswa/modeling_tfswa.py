@@ -328,24 +328,16 @@ class TFSWABlock(GradientCheckpointingLayer):
 
 
 class TFSWAStage(nn.Module):
-    """Blocks of one U-Net level, alternating unshifted and shifted windows (starting shifted when
-    `first_shifted`)."""
+    """Blocks of one U-Net level, alternating unshifted and shifted windows."""
 
-    def __init__(
-        self,
-        config: TFSWAConfig,
-        level: int,
-        depth: int,
-        drop_paths: list[float],
-        first_shifted: bool = False,
-    ):
+    def __init__(self, config: TFSWAConfig, level: int, depth: int, drop_paths: list[float]):
         super().__init__()
         self.blocks = nn.ModuleList(
             TFSWABlock(
                 config,
                 dim=config.dims[level],
                 num_heads=config.num_heads[level],
-                shifted=(i + first_shifted) % 2 == 1,
+                shifted=i % 2 == 1,
                 tf_attention=config.tf_attention_stages[level],
                 drop_path=drop_paths[i],
             )
@@ -496,7 +488,7 @@ class TFSWAMaskEstimator(nn.Module):
             for i in range(levels - 1)
         )
         self.decoder = nn.ModuleList(
-            TFSWAStage(config, i, depth, [0.0] * depth, config.decoder_starts_shifted)
+            TFSWAStage(config, i, depth, [0.0] * depth)
             for i, depth in enumerate(config.decoder_depths)
         )
         self.head_norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)

@@ -61,7 +61,6 @@ def test_derived_values_are_not_saved(tmp_path):
         ("drop_path_rate", 1.5),
         ("mask_type", "magnitude"),
         ("mixture_consistency", "yes"),
-        ("decoder_starts_shifted", 1),
         ("layer_norm_eps", 0),
         ("spectrogram_norm_eps", -1e-5),
         ("initializer_range", 0),

@@ -324,26 +324,6 @@ def test_window_attention_matches_naive_reference_on_odd_grid(block_index):
         )
 
 
-@pytest.mark.parametrize("starts_shifted", [False, True])
-def test_decoder_starts_shifted_offsets_the_decoder_blocks_only(starts_shifted):
-    config = make_tiny_config(decoder_depths=[2], decoder_starts_shifted=starts_shifted)
-    model = TFSWAUNet(config)
-    shifts = [block.window_attention.shift for block in model.mask_estimator.decoder[0].blocks]
-    half = (2, 2)  # half the 4 x 4 window
-    assert shifts == ([half, (0, 0)] if starts_shifted else [(0, 0), half])
-    encoder = [block.window_attention.shift for block in model.mask_estimator.encoder[0].blocks]
-    assert encoder == [(0, 0), half]
-    # the same weights separate differently: the shift changes which tokens attend to each other
-    randomize(model)
-    other = TFSWAUNet(
-        make_tiny_config(decoder_depths=[2], decoder_starts_shifted=not starts_shifted)
-    )
-    other.load_state_dict(model.state_dict())
-    x = torch.randn(1, 2, 4000)
-    with torch.no_grad():
-        assert not torch.allclose(model(x).waveforms, other(x).waveforms)
-
-
 # --- gradient checkpointing ---------------------------------------------------------------------
 def test_gradients_equal_with_and_without_checkpointing():
     torch.manual_seed(0)
