@@ -7,8 +7,20 @@ import re
 from transformers import PretrainedConfig
 
 _MASK_TYPES = ("complex", "ratio")
+#: The `frequency_bands` argument's default: the four-band layout of [`default_frequency_bands`].
+DEFAULT_BANDS = "default"
 #: Characters a stem name (a file name of the separated stems) must not hold.
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def default_frequency_bands(n_fft: int) -> list[list[int]] | None:
+    """The default frequency bands for an STFT of `n_fft`: 2-bin patches up to bin `n_fft // 64`,
+    4-bin up to `n_fft // 16`, 8-bin up to `n_fft // 4`, 16-bin above (at `n_fft=2048`, 44.1 kHz:
+    690 Hz, 2.8 kHz, 11 kHz; 121 tokens per frame). `None` (uniform patches) below `n_fft=64`,
+    where the first band would hold no bin."""
+    if n_fft < 64:
+        return None
+    return [[n_fft // 64, 2], [n_fft // 16, 4], [n_fft // 4, 8], [n_fft // 2 + 1, 16]]
 
 
 class TFSWAConfig(PretrainedConfig):
@@ -36,15 +48,16 @@ class TFSWAConfig(PretrainedConfig):
             coarser than the STFT grid (at the defaults: 44 × 129 tokens per second of audio; `[1, 8]`
             doubles the token count and roughly the cost). The final projection still predicts one mask
             value per STFT bin.
-        frequency_bands (`list[list[int]]`, *optional*):
+        frequency_bands (`list[list[int]]` or `None`, *optional*, defaults to `"default"`):
             Patches of different widths in frequency: `[[stop, width], ...]`, stops increasing, the
             last at least `n_fft // 2 + 1`: the bins from the previous band's stop (0 for the first)
             up to `stop` are cut into patches `width` bins wide (the band's last patch zero-padded),
             each band with its own patch embedding and mask projection. Finer patches where the low
-            notes sit, as the RoFormers' band split does (not in the TFSWA papers): e.g.
-            `[[64, 2], [256, 8], [1025, 16]]` at `n_fft=2048` gives 32 + 24 + 49 tokens per frame
-            instead of 129 with 8-bin patches. `None`: patches of `patch_size[1]` bins everywhere
-            (with bands, `patch_size[1]` is not used).
+            notes sit, as the RoFormers' band split does (not in the TFSWA papers). `"default"`:
+            the four bands of [`default_frequency_bands`] for this `n_fft` (at 2048: `[[32, 2],
+            [128, 4], [512, 8], [1025, 16]]`, 121 tokens per frame instead of 129 with 8-bin
+            patches), stored as that list. `None`: patches of `patch_size[1]` bins everywhere
+            (with bands, `patch_size[1]` is not used; the default before 2026-12).
         dims (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
             Token width of each U-Net stage; stage `i + 1` works on a grid halved in time and frequency.
         depths (`list[int]`, *optional*, defaults to `[2, 2, 6, 2]`):
@@ -71,18 +84,21 @@ class TFSWAConfig(PretrainedConfig):
             Dropout after attention and feed-forward projections.
         attention_probs_dropout_prob (`float`, *optional*, defaults to 0.0):
             Dropout on attention probabilities (training only).
-        drop_path_rate (`float`, *optional*, defaults to 0.1):
-            Stochastic depth rate, increasing linearly over the encoder blocks.
+        drop_path_rate (`float`, *optional*, defaults to 0.0):
+            Stochastic depth rate, increasing linearly over the encoder blocks (0.1 before 2026-12:
+            at CPU budgets of minutes it cost quality, README "Quality").
         mask_type (`str`, *optional*, defaults to `"complex"`):
             `"complex"`: an unbounded complex mask per stem and channel, multiplied with the complex
             mixture STFT. `"ratio"`: a real mask in [0, 1] (sigmoid) scaling the mixture STFT.
-        mixture_consistency (`bool`, *optional*, defaults to `False`):
+        mixture_consistency (`bool`, *optional*, defaults to `True`):
             Project the stems' STFTs so that they sum to the mixture's (Wisdom et al., 2019,
             "Differentiable consistency constraints for improved deep speech enhancement"): each
             stem gets an equal share of the residual `mixture - sum(stems)` (for complex masks,
             folded into the mask head, whose masks then sum to one over stems). Only meaningful when
-            the stems partition the mixture (4 MUSDB stems, or vocals and accompaniment); not in
-            the TFSWA papers.
+            the stems partition the mixture (4 MUSDB stems, or vocals and accompaniment): set it
+            to `False` for stems that leave part of the mixture out; a single stem with it is
+            refused (its output would be the mixture). Not in the TFSWA papers; `False` before
+            2026-12.
         layer_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the layer norms.
         spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -127,15 +143,15 @@ class TFSWAConfig(PretrainedConfig):
         qkv_bias: bool = True,
         hidden_dropout_prob: float = 0.0,
         attention_probs_dropout_prob: float = 0.0,
-        drop_path_rate: float = 0.1,
+        drop_path_rate: float = 0.0,
         mask_type: str = "complex",
-        mixture_consistency: bool = False,
+        mixture_consistency: bool = True,
         layer_norm_eps: float = 1e-5,
         spectrogram_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
         segment_seconds: float = 6.0,
         overlap: float = 0.25,
-        frequency_bands: list[list[int]] | None = None,
+        frequency_bands: list[list[int]] | str | None = DEFAULT_BANDS,
         **kwargs,
     ):
         if stems is None:
@@ -146,8 +162,12 @@ class TFSWAConfig(PretrainedConfig):
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.patch_size = list(patch_size) if patch_size is not None else [2, 8]
+        if isinstance(frequency_bands, str) and frequency_bands == DEFAULT_BANDS:
+            frequency_bands = default_frequency_bands(n_fft)
         self.frequency_bands = (
-            [list(band) for band in frequency_bands] if frequency_bands is not None else None
+            [list(band) for band in frequency_bands]
+            if isinstance(frequency_bands, (list, tuple))
+            else frequency_bands
         )
         self.dims = list(dims) if dims is not None else [32, 64, 128, 256]
         self.depths = list(depths) if depths is not None else [2, 2, 6, 2]
@@ -290,6 +310,11 @@ class TFSWAConfig(PretrainedConfig):
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
         if not isinstance(self.mixture_consistency, bool):
             fail("mixture_consistency", f"must be true or false, got {self.mixture_consistency!r}")
+        if self.mixture_consistency and len(self.stems) == 1:
+            fail(
+                "mixture_consistency",
+                f"a single stem {self.stems} would be the mixture itself; set it to false",
+            )
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:
             fail("overlap", f"must be in [0, 1), got {self.overlap!r}")
         for field in (
@@ -303,4 +328,4 @@ class TFSWAConfig(PretrainedConfig):
                 fail(field, f"must be positive, got {value!r}")
 
 
-__all__ = ["TFSWAConfig"]
+__all__ = ["DEFAULT_BANDS", "TFSWAConfig", "default_frequency_bands"]

@@ -42,6 +42,11 @@ def make_tiny_config(stems=("vocals", "accompaniment"), **overrides) -> TFSWACon
         num_heads=[1, 2],
         window_size=[4, 4],
         tf_attention_stages=[False, True],
+        # the defaults before 2026-12, which these tests were written against (the new ones are
+        # tested in test_config.py and test_model.py)
+        frequency_bands=None,
+        mixture_consistency=False,
+        drop_path_rate=0.1,
     )
     kwargs.update(overrides)
     return TFSWAConfig(**kwargs)

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from modeling_tfswa import TFSWAConfig
+from modeling_tfswa.configuration_tfswa import default_frequency_bands
 
 
 def test_defaults_and_derived_properties():
@@ -12,6 +13,26 @@ def test_defaults_and_derived_properties():
     assert config.num_mask_channels == 4 * 2 * 2
     assert config.num_freq_bins == 1025
     assert TFSWAConfig(stems=["vocals", "accompaniment"], mask_type="ratio").num_mask_channels == 4
+
+
+def test_default_frequency_bands_follow_n_fft_and_are_saved_as_a_list(tmp_path):
+    assert TFSWAConfig().frequency_bands == [[32, 2], [128, 4], [512, 8], [1025, 16]]
+    assert TFSWAConfig(n_fft=1024, hop_length=256).frequency_bands == [
+        [16, 2],
+        [64, 4],
+        [256, 8],
+        [513, 16],
+    ]
+    assert TFSWAConfig(n_fft=32, hop_length=8).frequency_bands is None  # too few bins for bands
+    assert default_frequency_bands(4096)[-1] == [2049, 16]
+    TFSWAConfig(n_fft=1024, hop_length=256).save_pretrained(tmp_path / "bands")
+    saved = json.loads((tmp_path / "bands" / "config.json").read_text())
+    assert saved["frequency_bands"] == [[16, 2], [64, 4], [256, 8], [513, 16]]
+    # uniform patches (None) stay uniform through a save and a load
+    TFSWAConfig(frequency_bands=None).save_pretrained(tmp_path / "uniform")
+    assert TFSWAConfig.from_pretrained(tmp_path / "uniform").frequency_bands is None
+    with pytest.raises(ValueError, match=r"TFSWAConfig\.frequency_bands"):
+        TFSWAConfig(frequency_bands="wide")
 
 
 def test_derived_values_are_not_saved(tmp_path):

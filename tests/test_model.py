@@ -140,13 +140,26 @@ def test_mixture_consistency_makes_the_stems_sum_to_the_mixture(mask_type):
     torch.testing.assert_close(shift, shift[:, :1].expand_as(shift), atol=1e-5, rtol=0)
 
 
-def test_one_stem_with_mixture_consistency_is_the_mixture():
-    model = randomize(TFSWAUNet(make_tiny_config(["vocals"], mixture_consistency=True))).eval()
-    mixture = torch.randn(2, 2, 3000)
+def test_one_stem_with_mixture_consistency_is_refused():
+    # its only output would be the mixture: a config error, not a silently useless model
+    with pytest.raises(ValueError, match="mixture_consistency.*single stem"):
+        make_tiny_config(["vocals"], mixture_consistency=True)
+    assert not make_tiny_config(["vocals"]).mixture_consistency
+
+
+def test_default_config_runs_with_its_bands_and_consistency():
+    # the defaults (frequency bands for its n_fft, mixture consistency) at a test size
+    config = TFSWAConfig(
+        n_fft=256, hop_length=64, dims=[8, 16], depths=[1, 1], num_heads=[1, 2], window_size=[4, 4]
+    )
+    assert config.frequency_bands == [[4, 2], [16, 4], [64, 8], [129, 16]]
+    assert config.mixture_consistency and config.drop_path_rate == 0.0
+    model = randomize(TFSWAUNet(config)).eval()
+    mixture = torch.randn(1, 2, 3000)
     with torch.no_grad():
         out = model(mixture)
-    torch.testing.assert_close(out.masks, torch.ones_like(out.masks))
-    torch.testing.assert_close(out.waveforms[:, 0], mixture)
+    assert out.waveforms.shape == (1, 4, 2, 3000)
+    torch.testing.assert_close(out.waveforms.sum(1), mixture, atol=1e-5, rtol=0)
 
 
 def test_mono_model_and_wrong_channels():
@@ -180,6 +193,7 @@ def test_istft_in_chunks_equals_one_call(monkeypatch, chunk_bytes):
 def test_identity_mask_through_the_model_reconstructs_the_mixture():
     config = TFSWAConfig(
         stems=["all"],
+        mixture_consistency=False,
         n_fft=2048,
         hop_length=512,
         dims=[8],

@@ -180,6 +180,12 @@ def test_tiny_budget_run_gives_a_finite_row_per_model(tmp_path, capsys, monkeypa
     key = quality.result_key("tfswa-unet-tiny", args)
     assert key != quality.result_key("tfswa-unet-tiny", quality.parse_args([*argv, "--lr", "3e-3"]))
     assert key != quality.result_key("tfswa-unet", args)
+    # the key holds the whole model config, so a change of TFSWAConfig's defaults trains again
+    assert key["build"]["mixture_consistency"] is False and key["build"]["n_fft"] == 256
+    default_key = quality.result_key("tfswa-unet-default", args)
+    assert default_key["build"]["frequency_bands"] == [[32, 2], [128, 4], [512, 8], [1025, 16]]
+    monkeypatch.setitem(quality.TFSWA_VARIANTS, "tfswa-unet-default", {"drop_path_rate": 0.1})
+    assert quality.result_key("tfswa-unet-default", args) != default_key
     monkeypatch.setattr(quality, "run_model", lambda name, args: {"mean_sdr": 0.0, "forced": True})
     forced = quality.run_models(quality.parse_args([*argv, "--force"]))
     assert all(row["forced"] for row in forced.values())
