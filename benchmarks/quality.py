@@ -111,11 +111,11 @@ _THREE_STAGES = {
     "num_heads": [1, 2, 4],
     "tf_attention_stages": [False, True, True],
 }
+#: The default config before 2026-12 (`TFSWAConfig`'s defaults then).
+_DEFAULT_V1 = {"frequency_bands": None, "mixture_consistency": False, "drop_path_rate": 0.1}
 #: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
 #: `tfswa-unet` is the recommendation for a CPU budget of minutes; the others are the experiments
 #: of the README's variant table.
-#: The default config before 2026-12 (`TFSWAConfig`'s defaults then).
-_DEFAULT_V1 = {"frequency_bands": None, "mixture_consistency": False, "drop_path_rate": 0.1}
 TFSWA_VARIANTS: dict[str, dict] = {
     # The default config: since 2026-12 with the four frequency bands, mixture consistency and no
     # stochastic depth, which led `tfswa-unet-default-v1` by 0.28 / 0.62 dB at 5 CPU-minutes

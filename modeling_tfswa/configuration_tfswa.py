@@ -45,9 +45,9 @@ class TFSWAConfig(PretrainedConfig):
             STFT hop in samples; must be in `[1, n_fft // 2]` so that the inverse STFT is exact.
         patch_size (`list[int]`, *optional*, defaults to `[2, 8]`):
             Time × frequency size of the patches embedded as one token, so that attention runs on a grid
-            coarser than the STFT grid (at the defaults: 44 × 129 tokens per second of audio; `[1, 8]`
-            doubles the token count and roughly the cost). The final projection still predicts one mask
-            value per STFT bin.
+            coarser than the STFT grid (at the defaults: 44 × 121 tokens per second of audio, the
+            frequency patches given by `frequency_bands`; `[1, 8]` doubles the token count and
+            roughly the cost). The final projection still predicts one mask value per STFT bin.
         frequency_bands (`list[list[int]]` or `None`, *optional*, defaults to `"default"`):
             Patches of different widths in frequency: `[[stop, width], ...]`, stops increasing, the
             last at least `n_fft // 2 + 1`: the bins from the previous band's stop (0 for the first)
@@ -162,7 +162,7 @@ class TFSWAConfig(PretrainedConfig):
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.patch_size = list(patch_size) if patch_size is not None else [2, 8]
-        if isinstance(frequency_bands, str) and frequency_bands == DEFAULT_BANDS:
+        if frequency_bands == DEFAULT_BANDS:
             frequency_bands = default_frequency_bands(n_fft)
         self.frequency_bands = (
             [list(band) for band in frequency_bands]
