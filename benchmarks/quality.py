@@ -36,7 +36,6 @@ time) and each model's run under `OUT/runs/`; the last stdout line is one JSON o
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import multiprocessing
@@ -430,8 +429,7 @@ def result_key(name: str, args) -> dict:
 
 def tfswa_config_values(config: TFSWAConfig) -> dict:
     """The values of `TFSWAConfig`'s own arguments (not transformers' generic ones)."""
-    names = inspect.signature(TFSWAConfig.__init__).parameters
-    return {n: getattr(config, n) for n in names if n not in ("self", "kwargs")}
+    return {name: getattr(config, name) for name in sorted(TFSWAConfig.argument_names())}
 
 
 def exit_with_parent(poll_seconds: float = 1.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from transformers import PretrainedConfig
@@ -195,6 +196,11 @@ class TFSWAConfig(PretrainedConfig):
         self.overlap = overlap
         self._validate()
         super().__init__(**kwargs)
+
+    @classmethod
+    def argument_names(cls) -> frozenset[str]:
+        """Names of this config's own arguments (not transformers' generic ones)."""
+        return frozenset(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
 
     # Derived values are properties so that they are never saved and can never disagree.
     @property

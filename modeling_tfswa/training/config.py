@@ -29,7 +29,6 @@ accepts an unknown key of the free `model` section (TFSWAConfig's keys need our 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
 import types
 import typing
@@ -414,7 +413,7 @@ def parse_value(text: str) -> Any:
 
 
 def _check_model_keys(model: dict[str, Any], where: str = "model") -> None:
-    accepted = set(inspect.signature(TFSWAConfig.__init__).parameters) - {"self", "kwargs"}
+    accepted = TFSWAConfig.argument_names()
     if "segment_seconds" in model:
         raise ConfigError(
             f"{where}.segment_seconds: set data.segment_seconds (the model's is the training length)"

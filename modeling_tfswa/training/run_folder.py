@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import inspect
 import json
 import logging
 import os
@@ -140,7 +139,7 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
     for key, value in config.items():
         if key == "model":
             model = TFSWAConfig(**value).to_dict()
-            names = set(inspect.signature(TFSWAConfig.__init__).parameters) | set(value)
+            names = TFSWAConfig.argument_names() | set(value)
             flat.update({f"model.{k}": v for k, v in model.items() if k in names})
         elif isinstance(value, dict):
             flat.update({f"{key}.{k}": v for k, v in value.items()})
