@@ -183,6 +183,8 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default-dp01": {"drop_path_rate": 0.1},
     "tfswa-unet-default-uniform": {"frequency_bands": None},
     "tfswa-unet-4m": {"depths": [1, 1, 2, 2]},
+    # The default config with `tfswa-unet-bands5`'s five bands (1-bin patches below 345 Hz).
+    "tfswa-unet-default-bands5": {"frequency_bands": _BANDS5},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,
