@@ -85,6 +85,9 @@ def test_derived_values_are_not_saved(tmp_path):
         ("layer_norm_eps", 0),
         ("spectrogram_norm_eps", -1e-5),
         ("initializer_range", 0),
+        ("waveform_refiner_channels", []),
+        ("waveform_refiner_channels", [8, 0]),
+        ("waveform_refiner_channels", 8),
     ],
 )
 def test_invalid_field_raises_value_error_naming_it(field, value):
