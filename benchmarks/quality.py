@@ -99,16 +99,12 @@ _BANDS = [[64, 2], [256, 8], [1025, 16]]
 #: `_BANDS4` with 1-bin patches below bin 16 (345 Hz, where bass notes and kick drums sit):
 #: 16 + 8 + 24 + 48 + 33 = 129 tokens per frame.
 _BANDS5 = [[16, 1], [32, 2], [128, 4], [512, 8], [1025, 16]]
-#: `tfswa-unet-bands4`, the recommendation before the waveform refiner: `_UNIFORM` with `_BANDS4`
-#: (2.83 vs 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus generated songs).
-_BANDS4_RECIPE = {**_UNIFORM, "frequency_bands": _BANDS4}
-#: The waveform refiner's channels: four levels of kernel-8 stride-4 convolutions (88k parameters
-#: for 4 stereo stems; `TFSWAConfig.waveform_refiner_channels`).
+#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_UNIFORM` with `_BANDS4` (2.83 vs
+#: 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus generated songs).
+_RECOMMENDED = {**_UNIFORM, "frequency_bands": _BANDS4}
+#: The waveform refiner's channels (`tfswa-unet-refine`): four levels of kernel-8 stride-4
+#: convolutions, 88k parameters for 4 stereo stems (`TFSWAConfig.waveform_refiner_channels`).
 _REFINER = [8, 16, 32, 64]
-#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_BANDS4_RECIPE` with the waveform
-#: refiner (2.92 / 2.86 vs 2.86 / 2.72 dB at 20 CPU-minutes, seeds 42 / 7, prototype; README
-#: "Quality").
-_RECOMMENDED = {**_BANDS4_RECIPE, "waveform_refiner_channels": _REFINER}
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
     "dims": [16, 32, 64],
@@ -127,7 +123,6 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default": {},
     "tfswa-unet-default-v1": _DEFAULT_V1,
     "tfswa-unet": _RECOMMENDED,
-    "tfswa-unet-bands4": _BANDS4_RECIPE,
     "tfswa-unet-uniform": _UNIFORM,
     "tfswa-unet-base": _BASE,
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
@@ -180,10 +175,10 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # Five bands: `tfswa-unet` with 1-bin patches at the bottom.
     "tfswa-unet-bands5": {**_UNIFORM, "frequency_bands": _BANDS5},
     # Time-longer windows (16 frames x 8 patches).
-    "tfswa-unet-w16x8": {**_BANDS4_RECIPE, "window_size": [16, 8]},
+    "tfswa-unet-w16x8": {**_RECOMMENDED, "window_size": [16, 8]},
     # More capacity for a faster machine's budget (HTDemucs caught up there): `tfswa-unet` at dims
     # 32/64.
-    "tfswa-unet-bands-wide": {**_BANDS4_RECIPE, "dims": [32, 64], "num_heads": [2, 4]},
+    "tfswa-unet-bands-wide": {**_RECOMMENDED, "dims": [32, 64], "num_heads": [2, 4]},
     # Equal size (4-6M parameters, as the peers): the default config's three changes one or two at a
     # time, and the default with one block per encoder stage but the deep two (4.2M parameters,
     # about twice the default's steps per CPU-minute).
@@ -193,9 +188,11 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-4m": {"depths": [1, 1, 2, 2]},
     # The default config with `tfswa-unet-bands5`'s five bands (1-bin patches below 345 Hz).
     "tfswa-unet-default-bands5": {"frequency_bands": _BANDS5},
-    # The waveform refiner twice as wide (16/32/64/128 channels, 350k parameters), and on the
-    # default config (equal size).
-    "tfswa-unet-refine-wide": {**_BANDS4_RECIPE, "waveform_refiner_channels": [16, 32, 64, 128]},
+    # The waveform refiner after the inverse STFT (bass up, other down, the median even over five
+    # seeds at 20 CPU-minutes: not adopted), twice as wide (16/32/64/128 channels, 350k
+    # parameters), and on the default config (equal size).
+    "tfswa-unet-refine": {**_RECOMMENDED, "waveform_refiner_channels": _REFINER},
+    "tfswa-unet-refine-wide": {**_RECOMMENDED, "waveform_refiner_channels": [16, 32, 64, 128]},
     "tfswa-unet-default-refine": {"waveform_refiner_channels": _REFINER},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
