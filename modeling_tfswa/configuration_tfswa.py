@@ -110,6 +110,8 @@ class TFSWAConfig(PretrainedConfig):
             cannot move energy between stems within a bin; the waveform has no such grid. Not in
             the TFSWA papers (HTDemucs runs a whole waveform branch beside its spectrogram one).
             `None`: no refiner (the stems are the masked mixture).
+        layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the layer norms.
         spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the per-frequency-bin instance normalisation of the input spectrogram.
         initializer_range (`float`, *optional*, defaults to 0.02):

@@ -622,9 +622,8 @@ class TFSWAWaveformRefiner(nn.Module):
             estimates (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`).
 
         Returns:
-            `torch.FloatTensor` of shape `(batch, stems, channels, samples)`, float32: the
-            correction to add to `estimates` (summing to zero over the stems with mixture
-            consistency).
+            `torch.FloatTensor` of shape `(batch, stems, channels, samples)`: the correction to add
+            to `estimates` (summing to zero over the stems with mixture consistency).
         """
         b, stems, channels, length = estimates.shape
         mean = mixture.mean(dim=(1, 2), keepdim=True)
@@ -637,7 +636,7 @@ class TFSWAWaveformRefiner(nn.Module):
             skips.append(x)
         for level in self.decoder:
             x = level(x + skips.pop())
-        correction = x[..., :length].float().view(b, stems, channels, length) * scale.unsqueeze(1)
+        correction = x[..., :length].view(b, stems, channels, length) * scale.unsqueeze(1)
         if self.config.mixture_consistency:
             correction = correction - correction.mean(dim=1, keepdim=True)
         return correction
@@ -830,9 +829,8 @@ class TFSWAUNet(TFSWAPreTrainedModel):
                 residual = mixture_spec - spectrograms.sum(dim=1)
                 spectrograms = spectrograms + (residual / config.num_stems).unsqueeze(1)
             waveforms = self.spectral.istft(spectrograms, num_samples)
-        if self.refiner is not None:
-            waveforms = waveforms + self.refiner(input_values, waveforms)
-        with torch.autocast(device_type=input_values.device.type, enabled=False):
+            if self.refiner is not None:  # in float32 too: it is small, and adds to waveforms
+                waveforms = waveforms + self.refiner(input_values.float(), waveforms)
             loss = None
             if labels is not None:
                 if labels.shape != waveforms.shape:
