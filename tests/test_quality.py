@@ -167,6 +167,14 @@ def test_tiny_budget_run_gives_a_finite_row_per_model(tmp_path, capsys, monkeypa
         assert row["steps"] == 2 and row["params"] > 0 and row["sec_per_audio_sec"] > 0
         assert all(math.isfinite(v) for v in row["sdr"].values()) and math.isfinite(row["mean_sdr"])
         assert f"| {name} |" in (tmp_path / "quality.md").read_text()
+    for row in [*last["models"].values(), report["mixture"], report["irm2"]]:
+        # One test track: its mean over stems is both the median row's mean and the tracks' mean.
+        per_set = row["per_test_set"]["test"]
+        assert per_set["track_mean"] == pytest.approx(per_set["mean"], abs=2e-3)
+        assert (
+            f"{per_set['mean']:.2f}; {per_set['track_mean']:.2f}"
+            in (tmp_path / "quality.md").read_text()
+        )
     assert report["irm2"]["mean_sdr"] > report["mixture"]["mean_sdr"] + 5
     assert (tmp_path / "quality.png").stat().st_size > 0
     assert json.loads((tmp_path / "quality.json").read_text())["models"].keys() == set(expected)
