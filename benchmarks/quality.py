@@ -550,6 +550,14 @@ def reference_rows(args, sets: dict) -> dict:
     return rows
 
 
+def per_set_cell(per_set: dict, stems: list[str]) -> str:
+    """`vocals / ... / mean; track mean` of one test set; results stored before the benchmark
+    reported `track_mean` (reused from `OUT/results`) have none, and their cell says so by its
+    absence rather than by a number."""
+    cell = " / ".join(f"{per_set[s]:.2f}" for s in [*stems, "mean"])
+    return cell + (f"; {per_set['track_mean']:.2f}" if "track_mean" in per_set else "")
+
+
 def markdown(report: dict, stems: list[str], command: str) -> str:
     """The results as a Markdown table (fastSDR, median over tracks, dB)."""
     head = (
@@ -579,11 +587,7 @@ def markdown(report: dict, stems: list[str], command: str) -> str:
     lines.append("| model | " + " | ".join(labels) + " |")
     lines.append("|---|" + "---:|" * len(labels))
     for name, row in [*report["models"].items(), *((k, report[k]) for k in ("mixture", "irm2"))]:
-        cells = " | ".join(
-            " / ".join(f"{row['per_test_set'][label][s]:.2f}" for s in [*stems, "mean"])
-            + f"; {row['per_test_set'][label]['track_mean']:.2f}"
-            for label in labels
-        )
+        cells = " | ".join(per_set_cell(row["per_test_set"][label], stems) for label in labels)
         lines.append(f"| {name} | {cells} |")
     lines.append("")
     lines.append(f"(per-set cells: {' / '.join([*stems, 'mean'])}; mean over tracks)")

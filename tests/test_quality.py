@@ -367,3 +367,11 @@ def test_separation_speed_compares_each_model_at_its_fastest_batch_size():
         / speed["tfswa-unet-tiny"]["cpu_seconds_per_minute"]
     )
     assert ratio == pytest.approx(expected, abs=0.011)
+
+
+def test_per_set_cell_of_a_result_stored_before_track_means():
+    stems = ["vocals", "other"]
+    new = {"vocals": 1.0, "other": 3.0, "mean": 2.0, "track_mean": 1.5}
+    old = {k: v for k, v in new.items() if k != "track_mean"}  # a reused OUT/results file
+    assert quality.per_set_cell(new, stems) == "1.00 / 3.00 / 2.00; 1.50"
+    assert quality.per_set_cell(old, stems) == "1.00 / 3.00 / 2.00"
