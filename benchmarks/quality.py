@@ -104,9 +104,6 @@ _BANDS5 = [[16, 1], [32, 2], [128, 4], [512, 8], [1025, 16]]
 #: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_UNIFORM` with `_BANDS4` (2.83 vs
 #: 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus generated songs).
 _RECOMMENDED = {**_UNIFORM, "frequency_bands": _BANDS4}
-#: The waveform refiner's channels (`tfswa-unet-refine`): four levels of kernel-8 stride-4
-#: convolutions, 88k parameters for 4 stereo stems (`TFSWAConfig.waveform_refiner_channels`).
-_REFINER = [8, 16, 32, 64]
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
     "dims": [16, 32, 64],
@@ -190,12 +187,6 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-4m": {"depths": [1, 1, 2, 2]},
     # The default config with `tfswa-unet-bands5`'s five bands (1-bin patches below 345 Hz).
     "tfswa-unet-default-bands5": {"frequency_bands": _BANDS5},
-    # The waveform refiner after the inverse STFT (bass up, other down, the median even over five
-    # seeds at 20 CPU-minutes: not adopted), twice as wide (16/32/64/128 channels, 350k
-    # parameters), and on the default config (equal size).
-    "tfswa-unet-refine": {**_RECOMMENDED, "waveform_refiner_channels": _REFINER},
-    "tfswa-unet-refine-wide": {**_RECOMMENDED, "waveform_refiner_channels": [16, 32, 64, 128]},
-    "tfswa-unet-default-refine": {"waveform_refiner_channels": _REFINER},
     # Seconds per step on a CPU, for the harness test; not a useful model.
     "tfswa-unet-tiny": {
         **_SMALL,

@@ -100,16 +100,6 @@ class TFSWAConfig(PretrainedConfig):
             to `False` for stems that leave part of the mixture out; a single stem with it is
             refused (its output would be the mixture). Not in the TFSWA papers; `False` before
             2026-12.
-        waveform_refiner_channels (`list[int]` or `None`, *optional*, defaults to `None`):
-            Channels of the encoder levels of a small waveform U-Net run after the inverse STFT
-            ([`TFSWAWaveformRefiner`]): it reads the mixture and the spectral estimates and adds a
-            correction to every stem (with `mixture_consistency`, one that sums to zero over the
-            stems, so the stems still sum to the mixture). Each level is a 1-D convolution of
-            kernel 8 and stride 4, so `[8, 16, 32, 64]` works down to 1/256 of the sample rate.
-            The spectrogram model's masks blur what is shorter than an STFT frame (attacks) and
-            cannot move energy between stems within a bin; the waveform has no such grid. Not in
-            the TFSWA papers (HTDemucs runs a whole waveform branch beside its spectrogram one).
-            `None`: no refiner (the stems are the masked mixture).
         layer_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the layer norms.
         spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -163,7 +153,6 @@ class TFSWAConfig(PretrainedConfig):
         segment_seconds: float = 6.0,
         overlap: float = 0.25,
         frequency_bands: list[list[int]] | str | None = DEFAULT_BANDS,
-        waveform_refiner_channels: list[int] | None = None,
         **kwargs,
     ):
         if stems is None:
@@ -205,11 +194,14 @@ class TFSWAConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.segment_seconds = segment_seconds
         self.overlap = overlap
-        self.waveform_refiner_channels = (
-            list(waveform_refiner_channels)
-            if isinstance(waveform_refiner_channels, (list, tuple))
-            else waveform_refiner_channels
-        )
+        # The waveform refiner (a waveform U-Net after the inverse STFT) was removed on 2026-12-04
+        # after seven runs without a robust gain: a folder saved with one would load without its
+        # weights, so it is refused instead (a saved `null` is fine).
+        if kwargs.pop("waveform_refiner_channels", None) is not None:
+            raise ValueError(
+                "TFSWAConfig.waveform_refiner_channels: the waveform refiner was removed from "
+                "TFSWA-UNet; a model saved with one cannot be loaded"
+            )
         self._validate()
         super().__init__(**kwargs)
 
@@ -337,8 +329,6 @@ class TFSWAConfig(PretrainedConfig):
                 "mixture_consistency",
                 f"a single stem {self.stems} would be the mixture itself; set it to false",
             )
-        if self.waveform_refiner_channels is not None:
-            positive_ints("waveform_refiner_channels", self.waveform_refiner_channels)
         if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:
             fail("overlap", f"must be in [0, 1), got {self.overlap!r}")
         for field in (

@@ -3,8 +3,6 @@
 - ONNX of the mask estimator (`model.mask_estimator`): mixture spectrogram in, masks out, dynamic
   batch and time axes. The STFT, the mask application and the inverse STFT stay with the caller
   (every runtime has an STFT; ONNX's is awkward), see the README for the few lines they take.
-  Refused for a model with a waveform refiner (`config.waveform_refiner_channels`), which runs
-  after the caller's inverse STFT: such a model exports with TorchScript.
   Exported with the `torch.export`-based exporter (`dynamo=True`, needs `onnxscript`); the older
   TorchScript-based exporter writes graphs onnxruntime rejects for this model.
 - TorchScript of the whole model (STFT and inverse STFT included): waveform mixture in, one waveform
@@ -197,12 +195,6 @@ def export_onnx(
 
     if opset is not None and opset < MIN_ONNX_OPSET:
         raise ValueError(f"opset must be at least {MIN_ONNX_OPSET}, got {opset}")
-    if model.refiner is not None:
-        raise ValueError(
-            "this model has a waveform refiner (config.waveform_refiner_channels), which runs "
-            "after the inverse STFT: the ONNX export holds the mask estimator alone and would not "
-            "reproduce the stems; export the whole model with format 'torchscript'"
-        )
     model = model.to("cpu", torch.float32).eval()
     estimator = model.mask_estimator
     generator = torch.Generator().manual_seed(0)

@@ -9,7 +9,6 @@ Token grids are laid out `(batch, time, frequency, dim)` everywhere in this file
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -41,12 +40,10 @@ class TFSWASeparationOutput(ModelOutput):
             Mean absolute error between `waveforms` and the `labels`, when labels are given (the
             plain waveform L1; see [`TFSWAUNet.forward`]).
         waveforms (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`):
-            Separated stems, in the order of `config.stems`, as long as the input (with a waveform
-            refiner, its correction included).
+            Separated stems, in the order of `config.stems`, as long as the input.
         spectrograms (`torch.ComplexTensor` of shape `(batch, stems, channels, freq_bins, frames)`):
             Complex STFT of every separated stem: the masked mixture spectrogram, plus an equal
-            share of the residual when `config.mixture_consistency` is set (before the waveform
-            refiner, if the config has one).
+            share of the residual when `config.mixture_consistency` is set.
         masks (`torch.Tensor` of shape `(batch, stems, channels, freq_bins, frames)`):
             The masks: complex for `mask_type="complex"` (with mixture consistency, already the
             consistent masks, summing to one over the stems), real in [0, 1] for
@@ -569,79 +566,6 @@ class TFSWAMaskEstimator(nn.Module):
         return out if config.mask_type == "complex" else out.squeeze(-1)
 
 
-class TFSWARefinerOutput(nn.ConvTranspose1d):
-    """The refiner's last layer (its own class so that `_init_weights` starts it at zero: the
-    model then starts as the spectrogram model alone, and training learns the correction)."""
-
-
-class TFSWAWaveformRefiner(nn.Module):
-    """A small waveform U-Net after the inverse STFT: mixture and spectral estimates in, a
-    correction per stem and channel out (see `TFSWAConfig.waveform_refiner_channels`).
-
-    Encoder level: a 1-D convolution of kernel 8 and stride 4, GELU, a 1x1 convolution to twice the
-    channels and a GLU (Demucs' encoder layer); decoder level, from the coarsest: the encoder's
-    output at that level added, a 3-wide convolution to twice the channels and a GLU, a transposed
-    convolution of kernel 8 and stride 4 back to the finer level (GELU between levels). The input,
-    the mixture's channels followed by every stem's, is divided by the mixture's standard deviation
-    (per example) and the output multiplied by it, so the refiner sees every mixture at one scale.
-    Padded to a multiple of `4 ** levels` samples and cropped back, so any length works.
-    """
-
-    kernel_size, stride = 8, 4
-
-    def __init__(self, config: TFSWAConfig):
-        super().__init__()
-        self.config = config
-        widths = config.waveform_refiner_channels
-        stems, channels = config.num_stems, config.audio_channels
-        k, stride, pad = self.kernel_size, self.stride, (self.kernel_size - self.stride) // 2
-        inputs = [channels * (stems + 1), *widths[:-1]]
-        self.encoder = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv1d(c_in, c, k, stride, padding=pad),
-                nn.GELU(),
-                nn.Conv1d(c, 2 * c, 1),
-                nn.GLU(dim=1),
-            )
-            for c_in, c in zip(inputs, widths)
-        )
-        decoder = []
-        for level in reversed(range(len(widths))):
-            c = widths[level]
-            if level:
-                up = [nn.ConvTranspose1d(c, widths[level - 1], k, stride, padding=pad), nn.GELU()]
-            else:
-                up = [TFSWARefinerOutput(c, stems * channels, k, stride, padding=pad)]
-            decoder.append(nn.Sequential(nn.Conv1d(c, 2 * c, 3, padding=1), nn.GLU(dim=1), *up))
-        self.decoder = nn.ModuleList(decoder)
-
-    def forward(self, mixture: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            mixture (`torch.FloatTensor` of shape `(batch, channels, samples)`).
-            estimates (`torch.FloatTensor` of shape `(batch, stems, channels, samples)`).
-
-        Returns:
-            `torch.FloatTensor` of shape `(batch, stems, channels, samples)`: the correction to add
-            to `estimates` (summing to zero over the stems with mixture consistency).
-        """
-        b, stems, channels, length = estimates.shape
-        mean = mixture.mean(dim=(1, 2), keepdim=True)
-        scale = mixture.std(dim=(1, 2), keepdim=True) + 1e-5  # (b, 1, 1)
-        x = torch.cat([(mixture - mean) / scale, estimates.flatten(1, 2) / scale], dim=1)
-        x = F.pad(x, (0, -length % self.stride ** len(self.encoder)))
-        skips = []
-        for level in self.encoder:
-            x = level(x)
-            skips.append(x)
-        for level in self.decoder:
-            x = level(x + skips.pop())
-        correction = x[..., :length].view(b, stems, channels, length) * scale.unsqueeze(1)
-        if self.config.mixture_consistency:
-            correction = correction - correction.mean(dim=1, keepdim=True)
-        return correction
-
-
 # ----------------------------------------------------------------------------------------------
 # Pretrained model
 # ----------------------------------------------------------------------------------------------
@@ -679,15 +603,6 @@ class TFSWAPreTrainedModel(PreTrainedModel):
                 init.copy_(module.bias, bias.flatten())
             else:
                 init.zeros_(module.bias)
-        elif isinstance(module, TFSWARefinerOutput):
-            init.zeros_(module.weight)
-            init.zeros_(module.bias)
-        elif isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
-            # PyTorch's own initialisation (the refiner was measured with it): uniform with bound
-            # 1 / sqrt(fan_in) for weights (`a = sqrt(5)`) and biases
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            bound = 1.0 / math.sqrt(module.weight[0].numel())
-            init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
@@ -709,9 +624,7 @@ class TFSWAUNet(TFSWAPreTrainedModel):
 
     The mixture's STFT (float32, `n_fft`/`hop_length` of the config) feeds the
     [`TFSWAMaskEstimator`], which predicts one mask per stem and audio channel; the masks multiply
-    the *un-normalised* mixture STFT and the inverse STFT gives the stems. With
-    `config.waveform_refiner_channels`, a small waveform U-Net ([`TFSWAWaveformRefiner`], not in
-    the TFSWA papers) then reads the mixture and those stems and adds a correction to each.
+    the *un-normalised* mixture STFT and the inverse STFT gives the stems.
 
     How the blocks see time and frequency: patches of `patch_size` STFT bins (default 2 frames × 8
     bins; with `frequency_bands`, narrower patches at low frequencies and wider ones above) become
@@ -741,9 +654,6 @@ class TFSWAUNet(TFSWAPreTrainedModel):
         super().__init__(config)
         self.spectral = SpectralTransform(config.n_fft, config.hop_length)
         self.mask_estimator = TFSWAMaskEstimator(config)
-        self.refiner = (
-            TFSWAWaveformRefiner(config) if config.waveform_refiner_channels is not None else None
-        )
         self.post_init()
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -829,8 +739,6 @@ class TFSWAUNet(TFSWAPreTrainedModel):
                 residual = mixture_spec - spectrograms.sum(dim=1)
                 spectrograms = spectrograms + (residual / config.num_stems).unsqueeze(1)
             waveforms = self.spectral.istft(spectrograms, num_samples)
-            if self.refiner is not None:  # in float32 too: it is small, and adds to waveforms
-                waveforms = waveforms + self.refiner(input_values.float(), waveforms)
             loss = None
             if labels is not None:
                 if labels.shape != waveforms.shape:
@@ -850,7 +758,6 @@ __all__ = [
     "TFSWAPreTrainedModel",
     "TFSWASeparationOutput",
     "TFSWAUNet",
-    "TFSWAWaveformRefiner",
     "pad_grid",
     "relative_position_index",
     "window_attention_mask",

@@ -85,11 +85,20 @@ def test_derived_values_are_not_saved(tmp_path):
         ("layer_norm_eps", 0),
         ("spectrogram_norm_eps", -1e-5),
         ("initializer_range", 0),
-        ("waveform_refiner_channels", []),
-        ("waveform_refiner_channels", [8, 0]),
-        ("waveform_refiner_channels", 8),
+        ("waveform_refiner_channels", [8, 16, 32, 64]),  # removed: refused, not ignored
     ],
 )
 def test_invalid_field_raises_value_error_naming_it(field, value):
     with pytest.raises(ValueError, match=rf"TFSWAConfig\.{field}"):
         TFSWAConfig(**{field: value})
+
+
+def test_a_folder_saved_before_the_refiner_was_removed_loads(tmp_path):
+    """Configs saved while the waveform refiner existed hold `"waveform_refiner_channels": null`:
+    they load as before (only a folder saved with a refiner is refused, above)."""
+    TFSWAConfig(stems=["vocals", "accompaniment"]).save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    path.write_text(path.read_text().replace("{", '{\n  "waveform_refiner_channels": null,', 1))
+    loaded = TFSWAConfig.from_pretrained(tmp_path)
+    assert loaded.stems == ["vocals", "accompaniment"]
+    assert not hasattr(loaded, "waveform_refiner_channels")

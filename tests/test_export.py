@@ -53,7 +53,7 @@ def test_example_frames_need_padding_at_every_stage():
     [
         {"frequency_bands": None},
         {"frequency_bands": [[16, 2], [64, 4], [130, 8]]},
-        {"waveform_refiner_channels": [4, 8], "mixture_consistency": True},
+        {"mixture_consistency": False},
     ],
 )
 def test_torchscript_export_runs_the_whole_model(tmp_path, layout):
@@ -80,8 +80,6 @@ def test_failed_verification_leaves_no_file(tmp_path):
         export_model(random_model(), "tflite", tmp_path / "model.tflite")
     with pytest.raises(ValueError, match="opset must be at least 18"):
         export_model(random_model(), "onnx", tmp_path / "model.onnx", opset=17)
-    with pytest.raises(ValueError, match="waveform refiner.*'torchscript'"):
-        export_model(random_model(waveform_refiner_channels=[4]), "onnx", tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -125,11 +123,3 @@ def test_export_cli(tmp_path, capsys):
     assert export_main(missing) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: cannot load model '{tmp_path / 'nope'}'")
-    # A model with a waveform refiner: ONNX is refused in one line, nothing written.
-    random_model(waveform_refiner_channels=[4]).save_pretrained(tmp_path / "refined")
-    onnx_out = tmp_path / "refined.onnx"
-    refined = ["--model", str(tmp_path / "refined"), "--format", "onnx", "--out", str(onnx_out)]
-    assert export_main(refined) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(err) == 1 and err[0].startswith("error: this model has a waveform refiner")
-    assert "'torchscript'" in err[0] and not onnx_out.exists()

@@ -102,10 +102,3 @@ def test_model_card_metadata_and_scores(tmp_path):
     (tmp_path / "README.md").write_text(text)
     loaded = ModelCard.load(tmp_path / "README.md")
     assert "model-index" in loaded.content and len(loaded.data.eval_results) == 4
-    assert "waveform refiner" not in text
-    refined = config.model_config()
-    refined.waveform_refiner_channels = [8, 16]
-    text = str(build_model_card(config, metrics, 12, model_config=refined))
-    assert (
-        "A waveform refiner after the inverse STFT: a small waveform U-Net (channels 8/16)" in text
-    )

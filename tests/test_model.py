@@ -162,56 +162,6 @@ def test_default_config_runs_with_its_bands_and_consistency():
     torch.testing.assert_close(out.waveforms.sum(1), mixture, atol=1e-5, rtol=0)
 
 
-# --- the waveform refiner -----------------------------------------------------------------------
-REFINER = [4, 8]
-
-
-def test_the_refiner_starts_at_zero_then_corrects_every_stem():
-    """A model with a refiner starts as the same model without one (its last layer is zero), and
-    one optimiser step moves it away from there."""
-    layout = dict(stems=["a", "b", "c"], mixture_consistency=True)
-    plain = randomize(TFSWAUNet(make_tiny_config(**layout))).eval()
-    refined = TFSWAUNet(make_tiny_config(**layout, waveform_refiner_channels=REFINER)).eval()
-    missing = refined.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("refiner.") for key in missing)
-    mixture = torch.randn(2, 2, ODD_LENGTH)
-    with torch.no_grad():
-        torch.testing.assert_close(refined(mixture).waveforms, plain(mixture).waveforms)
-    stems = torch.randn(2, 3, 2, ODD_LENGTH) * 0.3
-    optimizer = torch.optim.SGD(refined.refiner.parameters(), lr=0.1)
-    refined.train()(stems.sum(1), labels=stems).loss.backward()
-    first = refined.refiner.encoder[0][0].weight
-    assert not first.grad.any()  # the zero output layer passes no gradient on at step 0 ...
-    optimizer.step()
-    optimizer.zero_grad()
-    refined(stems.sum(1), labels=stems).loss.backward()
-    assert first.grad.abs().sum() > 0  # ... but does after one step
-    with torch.no_grad():
-        out = refined.eval()(mixture)
-    correction = out.waveforms - plain(mixture).waveforms
-    assert correction.abs().amax(dim=(0, 2, 3)).min() > 0  # every stem corrected
-    # still sums to the mixture: the correction sums to zero over the stems
-    torch.testing.assert_close(out.waveforms.sum(1), mixture, atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("length", [1, 255, 256, ODD_LENGTH])
-def test_the_refiner_takes_any_length_and_scale(length):
-    model = randomize(TFSWAUNet(make_tiny_config(waveform_refiner_channels=REFINER))).eval()
-    mixture = torch.randn(2, 2, length)
-    with torch.no_grad():
-        out = model(mixture).waveforms
-        scaled = model(mixture * 100).waveforms
-        estimates = torch.randn(2, 2, 2, length)
-        silent = model.refiner(torch.zeros(2, 2, length), torch.zeros(2, 2, 2, length))
-    assert out.shape == (2, 2, 2, length) and torch.isfinite(out).all()
-    # the mixture's scale divides out: 100 times the mixture gives 100 times the stems
-    torch.testing.assert_close(scaled, out * 100, atol=1e-3, rtol=1e-4)
-    assert silent.abs().max() < 1e-4  # silence in, silence out (the biases times the 1e-5 floor)
-    with torch.no_grad():  # no mixture consistency: the correction is free per stem
-        correction = model.refiner(mixture, estimates)
-    assert correction.sum(1).abs().max() > 1e-3
-
-
 def test_mono_model_and_wrong_channels():
     model = TFSWAUNet(make_tiny_config(audio_channels=1)).eval()
     assert model(torch.randn(1, 1, 3000)).waveforms.shape == (1, 2, 1, 3000)
@@ -425,18 +375,6 @@ def test_save_and_load_registered_gives_identical_outputs(tmp_path):
         torch.testing.assert_close(
             loaded(mixture).waveforms, model(mixture).waveforms, atol=0, rtol=0
         )
-
-
-def test_a_saved_refiner_loads_with_its_weights(tmp_path):
-    model = randomize(TFSWAUNet(make_tiny_config(waveform_refiner_channels=REFINER))).eval()
-    model.save_pretrained(tmp_path)
-    loaded = AutoModel.from_pretrained(tmp_path).eval()
-    assert loaded.config.waveform_refiner_channels == REFINER
-    mixture = torch.randn(1, 2, 5000)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(mixture).waveforms, model(mixture).waveforms)
-    # the zero start is an initialisation, not what loading does to a trained output layer
-    assert loaded.refiner.decoder[-1][-1].weight.abs().sum() > 0
 
 
 def test_trust_remote_code_loads_in_a_fresh_process(tmp_path):

@@ -105,7 +105,6 @@ def build_model_card(
         n_fft=model.n_fft,
         hop_length=model.hop_length,
         mask_type=model.mask_type,
-        refiner=model.waveform_refiner_channels,
         segment_seconds=model.segment_seconds,
         overlap=model.overlap,
         data_source=source,
