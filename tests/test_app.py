@@ -127,7 +127,10 @@ def test_upload_separate_play_and_download(server, browser, tmp_path):
     link = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#stems-zip a"))[0]
     for stem in ("vocals", "accompaniment"):
         player = browser.find_element(By.ID, f"stem-{stem}")
-        assert player.find_element(By.CSS_SELECTOR, "time#duration").text == "0:02"
+        duration = player.find_element(By.CSS_SELECTOR, "time#duration")
+        # the player shows 0:00 until its audio has loaded (slow on a loaded machine)
+        wait.until(lambda d, duration=duration: duration.text != "0:00")
+        assert duration.text == "0:02"
         href = player.find_element(By.CSS_SELECTOR, "a.download-link").get_attribute("href")
         played = browser.execute_async_script(PLAY, href)
         assert "error" not in played and abs(played["duration"] - 2.0) < 0.01, played
