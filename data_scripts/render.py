@@ -64,6 +64,14 @@ ROLES = ("drums", "vocals")
 #: Default stem of each role / General MIDI family; anything not listed goes to "other".
 DEFAULT_MAPPING = {"drums": "drums", "vocals": "vocals", "bass": "bass"}
 DEFAULT_SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
+#: The Debian/Ubuntu package of each General MIDI SoundFont the project names (configs, tests,
+#: benchmarks), for the error that says one is missing.
+SOUNDFONT_PACKAGES = {
+    "FluidR3_GM.sf2": "fluid-soundfont-gm",
+    "TimGM6mb.sf2": "timgm6mb-soundfont",
+    "sf_GMbank.sf2": "csound-soundfont",
+    "MuseScore_General_Lite.sf3": "musescore-general-soundfont-lite",
+}
 _VOCAL_NAME = re.compile(r"vocal|voice|vox|sing|lyric|chant", re.IGNORECASE)
 # Target loudness per stem (dBFS RMS over its active part): (mean, spread), as the synthetic set.
 _LEVELS = {
@@ -143,10 +151,9 @@ def find_soundfonts(names: list[str] | tuple[str, ...]) -> list[Path]:
                     path = Path(folder) / name
                     break
         if not path.is_file():
-            raise RenderError(
-                f"soundfont {name}: no such file (install fluid-soundfont-gm / timgm6mb-soundfont "
-                f"or pass a path to an .sf2/.sf3)"
-            )
+            package = SOUNDFONT_PACKAGES.get(Path(name).name)
+            hint = f"apt-get install {package}" if package else "pass a path to an .sf2/.sf3"
+            raise RenderError(f"soundfont {name}: no such file ({hint})")
         out.append(path.resolve())
     if not out:
         raise RenderError("no soundfont given")

@@ -239,8 +239,16 @@ def test_missing_soundfont_is_one_clear_error(tmp_path, capsys):
     code = data_cli(["render", str(tmp_path / "o"), "--soundfont", "/nowhere/font.sf2"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err == ["error: soundfont /nowhere/font.sf2: no such file "
-                   "(install fluid-soundfont-gm / timgm6mb-soundfont or pass a path to an .sf2/.sf3)"]  # fmt: skip
+    assert err == ["error: soundfont /nowhere/font.sf2: no such file (pass a path to an .sf2/.sf3)"]
+
+
+def test_missing_known_soundfont_names_its_debian_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(render, "DEFAULT_SOUNDFONT_DIRS", (str(tmp_path),))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        RenderError, match=r"sf_GMbank.sf2: no such file \(apt-get install csound-soundfont\)"
+    ):
+        render.find_soundfonts(["sf_GMbank.sf2"])
 
 
 def test_cli_renders_in_two_processes_and_plots(tmp_path):

@@ -1,5 +1,6 @@
 """Training config: YAML + command-line overrides feed one dataclass tree; bad keys name themselves."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -157,3 +158,31 @@ def test_cpu_threads_auto_shares_the_cores_between_local_processes(monkeypatch):
 def test_the_cpu_configs_use_every_core():
     for name in ("quickstart.yaml", "cpu-4stems.yaml"):
         assert load_config(CONFIGS / name).cpu_threads == "auto"
+
+
+def test_help_lists_every_key_with_this_runs_value_and_its_doc(tmp_path, capsys):
+    from modeling_tfswa.training.cli import main
+
+    argv = ["--config", str(CONFIGS / "cpu-4stems.yaml"), "--optim.lr", "3e-4", "--help"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    config = config_from_argv(argv[:4])
+    lines = text.splitlines()
+    for section in ("data", "optim", "loss", "augment"):
+        for f in dataclasses.fields(getattr(config, section)):
+            key = f"  --{section}.{f.name} "
+            [i] = [i for i, line in enumerate(lines) if line.startswith(key)]
+            assert lines[i + 1].startswith("      "), f"{key.strip()} has no documentation"
+    for f in dataclasses.fields(config):
+        if not dataclasses.is_dataclass(getattr(config, f.name)) and f.name != "model":
+            [i] = [i for i, line in enumerate(lines) if line.startswith(f"  --{f.name} ")]
+            assert lines[i + 1].startswith("      "), f"--{f.name} has no documentation"
+    # The values are the run's: the file's over the defaults, then the command line's.
+    assert "  --optim.lr 0.0003" in lines and "  --max_steps 1650" in lines
+    assert "  --model.frequency_bands [[32, 2], [128, 4], [512, 8], [1025, 16]]" in lines
+    assert "  --model.mask_type complex" in lines  # a TFSWAConfig default the file does not set
+    assert "      STFT size; the spectrogram has `n_fft // 2 + 1` frequency bins." in lines
+    assert "--data.sources [{root: data/rendered-4stems" in text
+    # A bad value is still one line, even with --help.
+    assert main(["--optim.lr", "-1", "-h"]) == 2
+    assert capsys.readouterr().err.strip() == "error: optim.lr: must be positive, got -1.0"

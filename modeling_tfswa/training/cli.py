@@ -9,7 +9,7 @@ from pathlib import Path
 from data_scripts.clitools import run_command
 
 from ..metrics import metric_name
-from .config import config_from_argv
+from .config import config_from_argv, config_help
 
 logger = logging.getLogger(__name__)
 
@@ -20,13 +20,17 @@ def main(argv: list[str] | None = None, default_config: str | Path | None = None
     With `demo: true`, the main process then separates the data's demo mixture with the best
     model and writes the stems to `output_dir/demo/`. Any error (a bad config key or value, a
     folder in use, a resume that does not fit) is one line `error: ...` and exit status 2;
-    `--debug` (or `TFSWA_DEBUG=1`) shows the traceback.
+    `--debug` (or `TFSWA_DEBUG=1`) shows the traceback. `--help` (`-h`) lists every key with
+    the value this command line would train with ([`config_help`]).
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("modeling_tfswa").setLevel(logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # tracebacks of errors (also TFSWA_DEBUG=1)
     argv = [arg for arg in argv if arg != "--debug"]
+    if "--help" in argv or "-h" in argv:
+        rest = [arg for arg in argv if arg not in ("--help", "-h")]
+        return run_command(lambda: print(config_help(rest, default_config)) or 0, debug)
     return run_command(lambda: _train_and_demo(argv, default_config), debug)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -582,6 +583,71 @@ def config_from_argv(argv: list[str], default_config: str | Path | None = None) 
     """Parse a command line (`--config FILE` plus `--key value` overrides) into a config."""
     path, overrides = split_overrides(argv)
     return load_config(path if path is not None else default_config, overrides)
+
+
+def _attribute_docs(cls, heading: str = "Attributes:") -> dict[str, str]:
+    """The first sentence of each entry of a docstring's `Attributes:` (or `Args:`) section, in
+    either style, `name: text` or transformers' `name (`type`, ...):` with the text below; an
+    entry naming several fields, `a, b, c: ...`, documents each of them."""
+    docs, names, text = {}, None, []
+    lines = (cls.__doc__ or "").partition(heading)[2].splitlines()
+    for line in [*lines, ""]:
+        entry = re.match(r"^ {8}([a-z_][a-z0-9_, ]*)(?: \(.*\))?:(.*)$", line)
+        if entry or not line.strip():
+            if names:
+                text = " ".join(text).strip()
+                end = r"(?<!e\.g\.)(?<!i\.e\.)(?<=\.)\s+(?=[A-Z`(])"  # a sentence's end
+                sentence = re.split(end, text, maxsplit=1)[0]
+                docs.update(dict.fromkeys(names, sentence))
+            names, text = None, []
+        if entry:
+            names = [n.strip() for n in entry.group(1).split(",")]
+            text = [entry.group(2).strip()]
+        elif names:
+            text.append(line.strip())
+    return docs
+
+
+def config_help(argv: list[str], default_config: str | Path | None = None) -> str:
+    """`--help` of the training command: every key with the value the run would take (the
+    defaults, the YAML file of `--config` or `default_config`, then the other overrides of `argv`;
+    for `model`, every [`TFSWAConfig`] argument) and the first sentence of its documentation.
+    Raises [`ConfigError`] like [`config_from_argv`]."""
+    path, overrides = split_overrides(argv)
+    path = path if path is not None else default_config
+    config = load_config(path, overrides)
+    out = [
+        "usage: accelerate launch train_accelerate.py [--config FILE] [--KEY VALUE ...] [--debug]",
+        "",
+        "Every key below is an option, dotted for sections (--optim.lr 3e-4); values are YAML",
+        "([16,32] is a list, true a bool). The values shown are those this command line trains",
+        "with" + (f" ({path} over the defaults)." if path else " (the defaults)."),
+        "--debug shows the traceback of an error.",
+    ]
+
+    def show(key: str, value: Any, doc: str | None) -> None:
+        shown = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+        out.append(f"  --{key} {shown.removesuffix('...').strip()}")
+        if doc:
+            out.extend(textwrap.wrap(doc, 100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+
+    model = config.model_config()
+    out.extend(["", "model: the TFSWAConfig arguments (the `model:` section of a recipe)"])
+    for key, doc in _attribute_docs(TFSWAConfig, "Args:").items():
+        if key != "segment_seconds":  # set from data.segment_seconds
+            show(f"model.{key}", getattr(model, key), doc)
+    run_docs = _attribute_docs(TrainingConfig)
+    sections = [f.name for f in dataclasses.fields(config) if f.name != "model"]
+    for name in [n for n in sections if dataclasses.is_dataclass(getattr(config, n))]:
+        node = getattr(config, name)
+        out.extend(["", f"{name}: {(type(node).__doc__ or '').splitlines()[0]}"])
+        docs = _attribute_docs(type(node))
+        for f in dataclasses.fields(node):
+            show(f"{name}.{f.name}", getattr(node, f.name), docs.get(f.name))
+    out.extend(["", "run: the rest of the run"])
+    for name in [n for n in sections if not dataclasses.is_dataclass(getattr(config, n))]:
+        show(name, getattr(config, name), run_docs.get(name))
+    return "\n".join(out)
 
 
 def save_config(config: TrainingConfig, path: str | Path) -> None:
