@@ -184,6 +184,9 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-bands5": {**_UNIFORM, "frequency_bands": _BANDS5},
     # Time-longer windows (16 frames x 8 patches).
     "tfswa-unet-w16x8": {**_RECOMMENDED, "window_size": [16, 8]},
+    # Real sigmoid masks on the mixture STFT (its phase), as Open-Unmix's magnitude masks, which
+    # led the rendered songs' drums and "other" on the fresh split.
+    "tfswa-unet-ratio-bands": {**_RECOMMENDED, "mask_type": "ratio"},
     # More capacity for a faster machine's budget (HTDemucs caught up there): `tfswa-unet` at dims
     # 32/64.
     "tfswa-unet-bands-wide": {**_RECOMMENDED, "dims": [32, 64], "num_heads": [2, 4]},

@@ -20,7 +20,8 @@ from modeling_tfswa.training.config import (
 from modeling_tfswa.training.data import resolve_sources
 from modeling_tfswa.training.trainer import set_cpu_threads
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -93,6 +94,13 @@ def test_shipped_configs_load(name):
     assert config.data.stem_set is None
     assert sorted(resolve_stem_set(config.stem_set())[1]) == sorted(config.model["stems"])
     assert resolve_sources(config)  # every data source is known and complete
+    # A SoundFont a recipe renders with is one whose Debian package the error of its absence names
+    # (and that .ci/run installs).
+    from data_scripts.render import SOUNDFONT_PACKAGES
+
+    assert set(config.data.render_soundfonts) <= set(SOUNDFONT_PACKAGES)
+    for package in {SOUNDFONT_PACKAGES[name] for name in config.data.render_soundfonts}:
+        assert package in (ROOT / ".ci" / "run").read_text()
 
 
 def test_the_stem_set_follows_model_stems_unless_given():
