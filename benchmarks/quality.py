@@ -685,7 +685,8 @@ def parse_args(argv: list[str] | None):
     if args.data_dir is None:
         args.data_dir = args.out / "data"
     owned = {"data.sources", *option_overrides(args, "tfswa-unet")}
-    owned |= {key for losses in PEER_LOSSES.values() for key in losses}
+    if args.peer_loss == "own":  # the peers' own losses set these; with the shared loss, free
+        owned |= {key for losses in PEER_LOSSES.values() for key in losses}
     for key in args.recipe:  # a key the benchmark sets, or inside one (`model.dims`)
         if key in owned or key.split(".")[0] in owned:
             parser.error(

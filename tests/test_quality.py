@@ -242,6 +242,12 @@ def test_recipe_overrides_reach_every_model_and_the_key_only_when_set(capsys):
         with pytest.raises(SystemExit):
             quality.parse_args(["--recipe", bad])
         assert "--recipe" in capsys.readouterr().err
+    # A loss term no option sets is the recipe's with the shared loss, the peers' with their own.
+    shared = quality.parse_args(["--recipe", "loss.spectrogram_l1=0.5"])
+    assert quality.training_config(shared, "tfswa-unet").loss.spectrogram_l1 == 0.5
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--recipe", "loss.spectrogram_l1=0.5", "--peer-loss", "own"])
+    assert "--recipe loss.spectrogram_l1: the benchmark sets it" in capsys.readouterr().err
 
 
 def test_own_peer_losses_change_only_the_peers_recipe_and_key():
