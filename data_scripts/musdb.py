@@ -655,7 +655,8 @@ def load_stem_dataset(
         if split not in tree:
             raise StemDatasetError(
                 f"empty split {split!r} under {str(root)!r} (test/ -> test, validation/ or "
-                "train/ tracks named in validation_tracks -> validation, other train/ -> train)"
+                "train/ tracks named in validation_tracks -> validation, other train/ -> train); "
+                f"splits with tracks: {[s for s in SPLITS if s in tree]}"
             )
     config_kwargs = dict(
         name=name,
@@ -722,7 +723,10 @@ def load_stem_split(
         raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
     tree = assign_splits(root, validation_tracks)
     if split not in tree:
-        raise StemDatasetError(f"empty split {split!r} under {str(root)!r}")
+        raise StemDatasetError(
+            f"empty split {split!r} under {str(root)!r}; splits with tracks: "
+            f"{[s for s in SPLITS if s in tree]}"
+        )
     broken = {}
     for track in tree[split]:
         try:
