@@ -603,6 +603,17 @@ class MusdbStems(datasets.GeneratorBasedBuilder):
             yield track.name, example
 
 
+def _require_split(tree: Mapping[str, object], split: str, root: Path) -> None:
+    """Raise `StemDatasetError` when `split` has no track in `tree` (`assign_splits`), saying how
+    folders map to splits and which splits do have tracks."""
+    if split not in tree:
+        raise StemDatasetError(
+            f"empty split {split!r} under {str(root)!r} (test/ -> test, validation/ or "
+            "train/ tracks named in validation_tracks -> validation, other train/ -> train); "
+            f"splits with tracks: {[s for s in SPLITS if s in tree]}"
+        )
+
+
 def load_stem_dataset(
     root: str | os.PathLike,
     stem_set: str | Mapping[str, Sequence[str]] = "vocals-accompaniment",
@@ -652,12 +663,7 @@ def load_stem_dataset(
     for split in splits or ():
         if split not in SPLITS:
             raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
-        if split not in tree:
-            raise StemDatasetError(
-                f"empty split {split!r} under {str(root)!r} (test/ -> test, validation/ or "
-                "train/ tracks named in validation_tracks -> validation, other train/ -> train); "
-                f"splits with tracks: {[s for s in SPLITS if s in tree]}"
-            )
+        _require_split(tree, split, root)
     config_kwargs = dict(
         name=name,
         stems=grouping,
@@ -722,11 +728,7 @@ def load_stem_split(
     if split not in SPLITS:
         raise StemDatasetError(f"unknown split {split!r}; splits are {list(SPLITS)}")
     tree = assign_splits(root, validation_tracks)
-    if split not in tree:
-        raise StemDatasetError(
-            f"empty split {split!r} under {str(root)!r}; splits with tracks: "
-            f"{[s for s in SPLITS if s in tree]}"
-        )
+    _require_split(tree, split, root)
     broken = {}
     for track in tree[split]:
         try:
