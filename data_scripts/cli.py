@@ -83,6 +83,7 @@ def _render(args) -> None:
         seconds=args.seconds if args.seconds > 0 else None,
         seed=args.seed,
         soundfonts=tuple(args.soundfont or ["FluidR3_GM.sf2"]),
+        drum_soundfonts=tuple(args.drum_soundfont or ()),
         mapping=parse_mapping(args.map) if args.map else {},
         vocal_engines=tuple(args.vocals.split(",")),
         midi_dir=args.midi_dir,
@@ -147,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="an .sf2/.sf3 path or a name in /usr/share/sounds/sf2 or sf3 (repeat for several; "
         "one is drawn per song; default FluidR3_GM.sf2)",
+    )
+    r.add_argument(
+        "--drum-soundfont",
+        action="append",
+        help="a drum-kit SoundFont (its kit at preset 0:0, e.g. Black_Pearl_4_LV2.sf2; repeat for "
+        "several): each song's drums play on a kit drawn from these and its --soundfont's own",
     )
     r.add_argument(
         "--map",

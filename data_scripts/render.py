@@ -8,7 +8,10 @@ with humanised timing and velocity, then produced (:mod:`data_scripts.production
 drive, chorus, panning, level automation per instrument; a per-song room as reverb sends; a master
 bus compressor and limiter as one gain on every stem) and summed into stems by a stem mapping:
 
-* ``drums``: the MIDI drum channel (role ``drums``);
+* ``drums``: the MIDI drum channel (role ``drums``), played by the song's SoundFont's drum kit, or,
+  with ``drum_soundfonts``, by a kit drawn per song from that one and the drum-kit SoundFonts
+  (e.g. Debian's ``avldrums.lv2-soundfont``: Black Pearl and Red Zeppelin, multi-sampled
+  acoustic kits, General MIDI note layout);
 * ``vocals``: the lead vocal line (role ``vocals``: an instrument whose name says vocal / voice /
   vox / sing / lyric, like the composer's ``vocals`` and ``vocals harmony``), sung by a vocal engine
   of :mod:`data_scripts.vocals`;
@@ -70,7 +73,9 @@ SOUNDFONT_PACKAGES = {
     "FluidR3_GM.sf2": "fluid-soundfont-gm",
     "TimGM6mb.sf2": "timgm6mb-soundfont",
     "sf_GMbank.sf2": "csound-soundfont",
-    "MuseScore_General_Lite.sf3": "musescore-general-soundfont-lite",
+    "MuseScore_General_Lite.sf3": "musescore-general-soundfont-small",
+    "Black_Pearl_4_LV2.sf2": "avldrums.lv2-soundfont",
+    "Red_Zeppelin_4_LV2.sf2": "avldrums.lv2-soundfont",
 }
 _VOCAL_NAME = re.compile(r"vocal|voice|vox|sing|lyric|chant", re.IGNORECASE)
 # Target loudness per stem (dBFS RMS over its active part): (mean, spread), as the synthetic set.
@@ -204,8 +209,19 @@ class _FluidSynth:
 
     def has_preset(self, font: Path, program: int, drum: bool) -> bool:
         """Whether `font` holds `program` (of the drum bank 128 if `drum`); a missing one is
-        played as program 0 of that bank (see [`_FluidSynth.render`])."""
+        played as program 0 of that bank (see [`_FluidSynth.preset`])."""
         return bool(self.lib.fluid_sfont_get_preset(self.font(font), 128 if drum else 0, program))
+
+    def preset(self, font: Path, program: int, drum: bool) -> tuple[int, int]:
+        """`(bank, program)` that plays `program` (a kit of the drum bank 128 if `drum`) from
+        `font`: the program itself, else program 0 of its bank, else, for a drum part of a font
+        with no drum bank (a drum-kit SoundFont such as the AVL kits, whose kit is preset 0:0),
+        preset 0:0. Looked up without FluidSynth's error messages."""
+        bank = 128 if drum else 0
+        for candidate in ((bank, program), (bank, 0), (0, 0)):
+            if self.lib.fluid_sfont_get_preset(self.font(font), *candidate):
+                return candidate
+        raise RenderError(f"soundfont {font}: no preset to play program {program} with")
 
     def render(self, font: Path, notes, program: int, drum: bool, n: int, extra=()) -> np.ndarray:
         """Notes [(start_s, end_s, pitch, velocity)] on one channel -> (n, 2) float32.
@@ -215,15 +231,14 @@ class _FluidSynth:
         synth = self._new_synth()
         try:
             sfid = self.lib.fluid_synth_add_sfont(synth.synth, sfont)
-            return self._play(synth, sfid, notes, program, drum, n, extra)
+            return self._play(synth, sfid, notes, self.preset(font, program, drum), drum, n, extra)
         finally:
             self.lib.fluid_synth_remove_sfont(synth.synth, sfont)  # borrowed: not freed
             synth.delete()
 
-    def _play(self, synth, sfid: int, notes, program: int, drum: bool, n: int, extra):
+    def _play(self, synth, sfid: int, notes, preset: tuple[int, int], drum: bool, n: int, extra):
         chan = 9 if drum else 0
-        if synth.program_select(chan, sfid, 128 if drum else 0, program) != 0:
-            synth.program_select(chan, sfid, 128 if drum else 0, 0)  # kit/bank variant missing
+        synth.program_select(chan, sfid, *preset)
         # FluidSynth applies events at its 64-sample block boundaries: put them there explicitly.
         block = 64
 
@@ -343,8 +358,12 @@ def render_song(
     seconds: float | None,
     rng: np.random.Generator,
     vocal_engine: str = "soundfont",
+    drum_font: Path | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Render and produce one ``pretty_midi.PrettyMIDI``.
+
+    ``drum_font``: the SoundFont that plays the drum parts (default ``font``): a General MIDI
+    font's drum bank, or a drum-kit font whose kit is its preset 0:0.
 
     Returns:
         ({drums, bass, other, vocals, mixture}: float32 (T, 2)}, info for the manifest).
@@ -384,7 +403,8 @@ def render_song(
         else:
             extra = [(b.time, "bend", b.pitch, 0) for b in inst.pitch_bends]
             extra += [(c.time, "cc", c.number, c.value) for c in inst.control_changes]
-            audio = _synth().render(font, notes, inst.program, inst.is_drum, n, extra)
+            part_font = drum_font if inst.is_drum and drum_font is not None else font
+            audio = _synth().render(part_font, notes, inst.program, inst.is_drum, n, extra)
             spread = {"drums": 0.1, "bass": 0.15}.get(role, 0.8)
             audio = production.pan(audio, child.uniform(-spread, spread))
         if not np.any(audio):
@@ -394,7 +414,9 @@ def render_song(
         audio = audio * production.level_automation(n, SAMPLE_RATE, child, 3.0)[:, None]
         stems[stem] += audio.astype(np.float32)
         part = f"{inst.name or 'unnamed'} ({role}, program {inst.program}"
-        if role != "vocals" and not _synth().has_preset(font, inst.program, inst.is_drum):
+        if role != "vocals" and part_font != font:
+            part += f", the kit of {part_font.name}"
+        elif role != "vocals" and not _synth().has_preset(font, inst.program, inst.is_drum):
             part += f", missing from {font.name}: played as program 0"
         parts[stem].append(part + ")")
     info_levels = {}
@@ -423,6 +445,7 @@ def render_song(
     out["mixture"] = mixture
     info = {
         "soundfont": font.name,
+        "drum_soundfont": (drum_font or font).name,
         "vocal_engine": vocal_engine,
         "room": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in space.items()},
         "reverb_send_db": info_levels,
@@ -444,6 +467,7 @@ class RenderSpec:
     seconds: float | None = 10.0
     seed: int = 0
     soundfonts: tuple[str, ...] = ("FluidR3_GM.sf2",)
+    drum_soundfonts: tuple[str, ...] = ()
     mapping: dict = field(default_factory=dict)
     vocal_engines: tuple[str, ...] = ("soundfont",)
     midi_dir: str | None = None
@@ -452,7 +476,10 @@ class RenderSpec:
     version: int = MANIFEST_VERSION
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        values = asdict(self)
+        if not self.drum_soundfonts:  # the key of a spec from before the field: no re-render
+            del values["drum_soundfonts"]
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def plan_jobs(spec: RenderSpec) -> list[tuple[str, str, str]]:
@@ -495,9 +522,11 @@ def plan_jobs(spec: RenderSpec) -> list[tuple[str, str, str]]:
     return jobs
 
 
-def _song_rng(spec: RenderSpec, split: str, source: str) -> np.random.Generator:
+def _song_rng(spec: RenderSpec, split: str, source: str, stream: int = 1) -> np.random.Generator:
+    """A song's random stream: 1 for everything but its drum kit, 2 for the kit draw (so that
+    drawing kits changes only the kits of songs that are otherwise the same)."""
     tag = zlib.crc32(source.encode()) if not source.startswith("composer:") else int(source[9:])
-    return np.random.default_rng([spec.seed, SPLIT_IDS[split], tag, 1])
+    return np.random.default_rng([spec.seed, SPLIT_IDS[split], tag, stream])
 
 
 def render_job(spec: RenderSpec, split: str, name: str, source: str) -> tuple[dict, dict]:
@@ -518,8 +547,13 @@ def render_job(spec: RenderSpec, split: str, name: str, source: str) -> tuple[di
     fonts = find_soundfonts(spec.soundfonts)
     font = fonts[int(rng.integers(len(fonts)))]
     engine = spec.vocal_engines[int(rng.integers(len(spec.vocal_engines)))]
+    drum_font = None
+    if spec.drum_soundfonts:  # the kit: the song's SoundFont's own or one of the drum fonts
+        kits = [font, *find_soundfonts(spec.drum_soundfonts)]
+        kit = kits[int(_song_rng(spec, split, source, stream=2).integers(len(kits)))]
+        drum_font = None if kit == font else kit
     mapping = resolve_mapping(spec.mapping)
-    song, render_info = render_song(pm, font, mapping, spec.seconds, rng, engine)
+    song, render_info = render_song(pm, font, mapping, spec.seconds, rng, engine, drum_font)
     manifest = {"spec": spec.key(), "name": name, "split": split, **info, **render_info}
     return song, manifest
 
@@ -579,6 +613,8 @@ def ensure_rendered_dataset(
     spec = spec or RenderSpec()
     root = Path(root)
     find_soundfonts(spec.soundfonts)
+    if spec.drum_soundfonts:
+        find_soundfonts(spec.drum_soundfonts)
     resolve_mapping(spec.mapping)
     for engine in spec.vocal_engines:
         if engine not in VOCAL_ENGINES:

@@ -107,6 +107,53 @@ def test_a_drum_kit_missing_from_the_soundfont_is_named_in_the_manifest(tmp_path
     ]
 
 
+KIT_FONT = Path("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2")
+needs_kit = pytest.mark.skipif(
+    not KIT_FONT.is_file(), reason="needs the avldrums.lv2-soundfont Debian package"
+)
+
+
+@needs_kit
+def test_a_drum_kit_soundfont_plays_the_drums_and_only_them(tmp_path):
+    pm = pretty_midi.PrettyMIDI(str(_midi(tmp_path / "k.mid", parts=("drums", "bass"))))
+    # The AVL kit is preset 0:0 of a font with no drum bank 128: it must still sound.
+    assert render._synth().preset(KIT_FONT, 0, drum=True) == (0, 0)
+    own, _ = render.render_song(pm, SMALL_FONT, resolve_mapping(), 2.0, np.random.default_rng(0))
+    kit, info = render.render_song(
+        pm, SMALL_FONT, resolve_mapping(), 2.0, np.random.default_rng(0), drum_font=KIT_FONT
+    )
+    assert _rms(kit["drums"]) > 1e-2
+    assert not np.allclose(kit["drums"], own["drums"], atol=1e-3)
+    assert info["drum_soundfont"] == KIT_FONT.name
+    assert info["stems"]["drums"]["instruments"] == [
+        "drums (drums, program 0, the kit of Black_Pearl_4_LV2.sf2)"
+    ]
+    assert info["stems"]["bass"]["instruments"] == ["bass (bass, program 33)"]
+
+
+@needs_kit
+def test_drum_soundfonts_draw_a_kit_per_song_and_keep_old_keys(tmp_path, capsys):
+    # A spec without drum fonts keeps the key it had before the field (no re-render).
+    assert RenderSpec().key() == "dc0a1770f44db726"
+    spec = _spec(tmp_path, num_train=6, drum_soundfonts=(str(KIT_FONT),))
+    assert spec.key() != _spec(tmp_path, num_train=6).key()
+    kits = set()
+    for i in range(6):
+        _, manifest = render.render_job(spec, "train", f"s{i}", f"composer:{i}")
+        kits.add(manifest["drum_soundfont"])
+    assert kits == {KIT_FONT.name, SMALL_FONT.name}  # the song's own kit stays in the draw
+    code = data_cli(
+        ["render", str(tmp_path / "out"), "--num-train", "1", "--num-validation", "0",
+         "--num-test", "0", "--seconds", "2", "--soundfont", str(SMALL_FONT),
+         "--drum-soundfont", "/nowhere/kit.sf2"]
+    )  # fmt: skip
+    assert code == 2  # a missing drum font is the same one-line error as a missing font
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: soundfont /nowhere/kit.sf2: no such file (pass a path to an .sf2/.sf3)"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 def test_several_soundfonts_in_one_process_each_play_their_own():
     # Lending a font to a part's synth renumbers it: before fonts were kept by pointer, the
     # second font's id soon named the first font, then none (a segfault in has_preset).

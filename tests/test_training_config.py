@@ -98,8 +98,9 @@ def test_shipped_configs_load(name):
     # (and that .ci/run installs).
     from data_scripts.render import SOUNDFONT_PACKAGES
 
-    assert set(config.data.render_soundfonts) <= set(SOUNDFONT_PACKAGES)
-    for package in {SOUNDFONT_PACKAGES[name] for name in config.data.render_soundfonts}:
+    fonts = {*config.data.render_soundfonts, *config.data.render_drum_soundfonts}
+    assert fonts <= set(SOUNDFONT_PACKAGES)
+    for package in {SOUNDFONT_PACKAGES[name] for name in fonts}:
         assert package in (ROOT / ".ci" / "run").read_text()
 
 

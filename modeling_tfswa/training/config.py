@@ -84,6 +84,9 @@ class DataConfig:
         synthetic_seed: seed of the generated songs.
         render_soundfonts: SoundFonts of rendered songs (paths, or names in /usr/share/sounds/sf2 or
             /usr/share/sounds/sf3), one drawn per song.
+        render_drum_soundfonts: drum-kit SoundFonts (their kit at preset 0:0, e.g. the AVL kits
+            `Black_Pearl_4_LV2.sf2`, `Red_Zeppelin_4_LV2.sf2`): each rendered song's drums play
+            on a kit drawn from these and its SoundFont's own (empty: its own).
         render_vocal_engines: vocal engines of rendered songs (`data_scripts.vocals`), one drawn
             per song.
         render_mapping: changes to the rendered songs' General-MIDI-family -> stem mapping, e.g.
@@ -112,6 +115,7 @@ class DataConfig:
     synthetic_seconds: float = 10.0
     synthetic_seed: int = 0
     render_soundfonts: list[str] = field(default_factory=lambda: ["FluidR3_GM.sf2"])
+    render_drum_soundfonts: list[str] = field(default_factory=list)
     render_vocal_engines: list[str] = field(default_factory=lambda: ["soundfont"])
     render_mapping: dict[str, str] = field(default_factory=dict)
     render_midi_dir: str | None = None

@@ -51,6 +51,7 @@ def _rendered_root(config: TrainingConfig) -> Path:
         seconds=d.synthetic_seconds,
         seed=d.synthetic_seed,
         soundfonts=tuple(d.render_soundfonts),
+        drum_soundfonts=tuple(d.render_drum_soundfonts),
         mapping=dict(d.render_mapping),
         vocal_engines=tuple(d.render_vocal_engines),
         midi_dir=d.render_midi_dir,
