@@ -98,7 +98,12 @@ def test_shipped_configs_load(name):
     # (and that .ci/run installs).
     from data_scripts.render import SOUNDFONT_PACKAGES
 
-    fonts = {*config.data.render_soundfonts, *config.data.render_drum_soundfonts}
+    fonts = {
+        font
+        for source, _ in resolve_sources(config)
+        if source.data.source == "rendered"
+        for font in (*source.data.render_soundfonts, *source.data.render_drum_soundfonts)
+    }
     assert fonts <= set(SOUNDFONT_PACKAGES)
     for package in {SOUNDFONT_PACKAGES[name] for name in fonts}:
         assert package in (ROOT / ".ci" / "run").read_text()
