@@ -101,9 +101,13 @@ _BANDS = [[64, 2], [256, 8], [1025, 16]]
 #: `_BANDS4` with 1-bin patches below bin 16 (345 Hz, where bass notes and kick drums sit):
 #: 16 + 8 + 24 + 48 + 33 = 129 tokens per frame.
 _BANDS5 = [[16, 1], [32, 2], [128, 4], [512, 8], [1025, 16]]
-#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_UNIFORM` with `_BANDS4` (2.83 vs
-#: 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus generated songs).
-_RECOMMENDED = {**_UNIFORM, "frequency_bands": _BANDS4}
+#: `_UNIFORM` with `_BANDS4` (2.83 vs 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus
+#: generated songs): `tfswa-unet` until 2026-12-05.
+_NO_LOG_POWER = {**_UNIFORM, "frequency_bands": _BANDS4}
+#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_NO_LOG_POWER` with the log power
+#: input (20 CPU-minutes, seeds 42 / 7 / 123, 15 unseen tracks: mean +0.08 / +0.13 / +0.19 dB,
+#: median even / even / +0.15, real track +0.54 / +0.11 / +0.93; vocals 0.3-0.5 lower).
+_RECOMMENDED = {**_NO_LOG_POWER, "log_power_input": True}
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
     "dims": [16, 32, 64],
@@ -122,6 +126,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default": {},
     "tfswa-unet-default-v1": _DEFAULT_V1,
     "tfswa-unet": _RECOMMENDED,
+    "tfswa-unet-no-logpower": _NO_LOG_POWER,
     "tfswa-unet-uniform": _UNIFORM,
     "tfswa-unet-base": _BASE,
     # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
@@ -173,7 +178,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # the four bands at the same frequencies (690 Hz, 2.8 kHz, 11 kHz): each patch half as wide in
     # Hz, 240 tokens per frame over half the frames, so the same tokens per second as `tfswa-unet`.
     "tfswa-unet-nfft4096-bands": {
-        **_RECOMMENDED,
+        **_NO_LOG_POWER,
         "n_fft": 4096,
         "hop_length": 1024,
         "frequency_bands": [[64, 2], [256, 4], [1024, 8], [2049, 16]],
@@ -183,14 +188,14 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # Five bands: `tfswa-unet` with 1-bin patches at the bottom.
     "tfswa-unet-bands5": {**_UNIFORM, "frequency_bands": _BANDS5},
     # Time-longer windows (16 frames x 8 patches).
-    "tfswa-unet-w16x8": {**_RECOMMENDED, "window_size": [16, 8]},
+    "tfswa-unet-w16x8": {**_NO_LOG_POWER, "window_size": [16, 8]},
     # Real sigmoid masks on the mixture STFT (its phase), as Open-Unmix's magnitude masks, which
     # led the rendered songs' drums and "other" on the fresh split. Measured (2026-12-04): lower
     # (median 2.56 / 2.70 against 2.63 / 2.82, seeds 42 / 7), not that: dropped.
-    "tfswa-unet-ratio-bands": {**_RECOMMENDED, "mask_type": "ratio"},
+    "tfswa-unet-ratio-bands": {**_NO_LOG_POWER, "mask_type": "ratio"},
     # More capacity for a faster machine's budget (HTDemucs caught up there): `tfswa-unet` at dims
     # 32/64.
-    "tfswa-unet-bands-wide": {**_RECOMMENDED, "dims": [32, 64], "num_heads": [2, 4]},
+    "tfswa-unet-bands-wide": {**_NO_LOG_POWER, "dims": [32, 64], "num_heads": [2, 4]},
     # Equal size (4-6M parameters, as the peers): the default config's three changes one or two at a
     # time, and the default with one block per encoder stage but the deep two (4.2M parameters,
     # about twice the default's steps per CPU-minute).

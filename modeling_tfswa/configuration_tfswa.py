@@ -104,14 +104,16 @@ class TFSWAConfig(PretrainedConfig):
             Epsilon of the layer norms.
         spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the per-frequency-bin instance normalisation of the input spectrogram.
-        initializer_range (`float`, *optional*, defaults to 0.02):
-            Standard deviation of the truncated normal initialisation of linear layers.
-        segment_seconds (`float`, *optional*, defaults to 6.0):
-            Length in seconds of the segments a full track is cut into for separation (the
-            overlap-add reads it as its default). The trainer writes the length the model was
-            trained on (`data.segment_seconds`), so that the model sees contexts as long as those.
-        overlap (`float`, *optional*, defaults to 0.25):
-            Fraction of a separation segment shared with the next one, in `[0, 1)`.
+        log_power_input (`bool`, *optional*, defaults to `False`):
+            Also give the network each channel's log power spectrogram, `log(|X|^2 + floor)` with
+            the floor 60 dB below the example's mean power, centred per frequency bin over channels
+            and frames and divided by one standard deviation per example: `audio_channels` more
+            input features per bin. A patch embedding is linear in the real and imaginary parts,
+            so it cannot form a bin's energy, the onsets of drums or the sustain of a bass note;
+            this gives them directly. Centred per bin, a fixed equalisation of the mixture (a
+            recording's or a mix's colour) cancels, as it does in the per-bin normalisation of the
+            real and imaginary parts. Not in the TFSWA papers; added after 2026-12-05 (README
+            "Quality").
 
     Example:
 
@@ -153,6 +155,7 @@ class TFSWAConfig(PretrainedConfig):
         segment_seconds: float = 6.0,
         overlap: float = 0.25,
         frequency_bands: list[list[int]] | str | None = DEFAULT_BANDS,
+        log_power_input: bool = False,
         **kwargs,
     ):
         if stems is None:
@@ -194,6 +197,7 @@ class TFSWAConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.segment_seconds = segment_seconds
         self.overlap = overlap
+        self.log_power_input = log_power_input
         # The waveform refiner (a waveform U-Net after the inverse STFT) was removed on 2026-12-04
         # after seven runs without a robust gain: a folder saved with one would load without its
         # weights, so it is refused instead (a saved `null` is fine).
@@ -234,6 +238,12 @@ class TFSWAConfig(PretrainedConfig):
             (start, min(stop, self.num_freq_bins), width)
             for start, (stop, width) in zip(starts, self.frequency_bands)
         ]
+
+    @property
+    def num_input_features(self) -> int:
+        """Input features per STFT bin and frame: real and imaginary part of each audio channel,
+        plus its log power with `log_power_input`."""
+        return (3 if self.log_power_input else 2) * self.audio_channels
 
     @property
     def num_mask_channels(self) -> int:
@@ -322,6 +332,8 @@ class TFSWAConfig(PretrainedConfig):
                 fail(field, f"must be in [0, 1), got {value!r}")
         if self.mask_type not in _MASK_TYPES:
             fail("mask_type", f"must be one of {_MASK_TYPES}, got {self.mask_type!r}")
+        if not isinstance(self.log_power_input, bool):
+            fail("log_power_input", f"must be true or false, got {self.log_power_input!r}")
         if not isinstance(self.mixture_consistency, bool):
             fail("mixture_consistency", f"must be true or false, got {self.mixture_consistency!r}")
         if self.mixture_consistency and len(self.stems) == 1:

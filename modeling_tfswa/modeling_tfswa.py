@@ -401,7 +401,7 @@ class TFSWAPatchEmbedding(nn.Module):
         super().__init__()
         self.frames_per_patch = config.patch_size[0]
         self.bands = config.frequency_patches
-        in_channels = 2 * config.audio_channels
+        in_channels = config.num_input_features
         self.projections = nn.ModuleList(
             nn.Conv2d(
                 in_channels,
@@ -416,7 +416,7 @@ class TFSWAPatchEmbedding(nn.Module):
         self.norm = nn.LayerNorm(config.dims[0], eps=config.layer_norm_eps)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """`(batch, 2 * channels, frames, freq_bins)` -> `(batch, time, freq, dims[0])`."""
+        """`(batch, num_input_features, frames, freq_bins)` -> `(batch, time, freq, dims[0])`."""
         pad_t = -features.shape[2] % self.frames_per_patch
         grids = [
             projection(F.pad(features[..., start:stop], (0, -(stop - start) % width, 0, pad_t)))
@@ -463,7 +463,8 @@ class TFSWAMaskEstimator(nn.Module):
     """The network proper: mixture spectrogram in, masks out. Holds no STFT so it exports alone.
 
     The input is normalised per frequency bin (instance normalisation over channels and frames of
-    each example), embedded as patches (per frequency band: `config.frequency_patches`), passed
+    each example; with `config.log_power_input` the log power per channel joins it), embedded as
+    patches (per frequency band: `config.frequency_patches`), passed
     through the encoder stages (TFSWA blocks, then patch merging), the bottleneck stage and decoder
     stages (patch expanding fused with the encoder's skip connection, then TFSWA blocks), and
     projected back to one mask value per STFT bin, stem, channel and real/imaginary part.
@@ -517,6 +518,24 @@ class TFSWAMaskEstimator(nn.Module):
         var = centred.square().mean(dim=(1, 2), keepdim=True)
         return centred * torch.rsqrt(var + self.config.spectrogram_norm_eps)
 
+    def log_power(self, features: torch.Tensor) -> torch.Tensor:
+        """Log power per audio channel, centred per frequency bin and scaled per example
+        (`config.log_power_input`).
+
+        Args:
+            features (`torch.FloatTensor` of shape `(batch, 2 * channels, frames, freq_bins)`):
+                real and imaginary parts, un-normalised.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch, channels, frames, freq_bins)`.
+        """
+        power = features.unflatten(1, (-1, 2)).square().sum(dim=2)
+        floor = 1e-6 * power.mean(dim=(1, 2, 3), keepdim=True)  # 60 dB below the mean power
+        logs = torch.log(power + floor + torch.finfo(power.dtype).tiny)
+        centred = logs - logs.mean(dim=(1, 2), keepdim=True)  # a fixed equalisation cancels
+        var = centred.square().mean(dim=(1, 2, 3), keepdim=True)
+        return centred * torch.rsqrt(var + self.config.spectrogram_norm_eps)
+
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """
         Args:
@@ -532,7 +551,10 @@ class TFSWAMaskEstimator(nn.Module):
             so that the masks multiply the STFT and feed the inverse STFT without copies.
         """
         b, _, _, frames = spectrogram.shape
-        features = self.normalize(spectrogram.transpose(2, 3))  # (b, 2C, frames, bins)
+        spectrogram = spectrogram.transpose(2, 3)  # (b, 2C, frames, bins)
+        features = self.normalize(spectrogram)
+        if self.config.log_power_input:
+            features = torch.cat([features, self.log_power(spectrogram)], dim=1)
         grid = self.patch_embedding(features)
         skips = []
         for level, stage in enumerate(self.encoder):

@@ -54,6 +54,7 @@ def test_example_frames_need_padding_at_every_stage():
         {"frequency_bands": None},
         {"frequency_bands": [[16, 2], [64, 4], [130, 8]]},
         {"mixture_consistency": False},
+        {"log_power_input": True},
     ],
 )
 def test_torchscript_export_runs_the_whole_model(tmp_path, layout):
@@ -83,11 +84,13 @@ def test_failed_verification_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_onnx_export_of_the_mask_estimator_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize("log_power_input", [False, True])
+def test_onnx_export_of_the_mask_estimator_matches_onnxruntime(tmp_path, log_power_input):
     onnx = pytest.importorskip("onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    model = random_model(seed=1, depths=[1, 1])  # the exporter's cost grows with the blocks
+    # one block per stage: the exporter's cost grows with the blocks
+    model = random_model(seed=1, depths=[1, 1], log_power_input=log_power_input)
     path = tmp_path / "estimator.onnx"
     result = export_model(model, "onnx", path, seconds=0.2)
     assert result.max_abs_diff < 1e-5 and result.max_abs_output > 0.01

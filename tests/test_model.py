@@ -162,6 +162,49 @@ def test_default_config_runs_with_its_bands_and_consistency():
     torch.testing.assert_close(out.waveforms.sum(1), mixture, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_log_power_input_ignores_gain_and_fixed_equalisation(channels, tmp_path):
+    config = make_tiny_config(audio_channels=channels, log_power_input=True)
+    assert config.num_input_features == 3 * channels
+    model = randomize(TFSWAUNet(config)).eval()
+    estimator = model.mask_estimator
+    mixture = torch.randn(2, channels, 6000)
+    spectrogram = torch.view_as_real(model.spectral.stft(mixture)).movedim(-1, 2)
+    features = spectrogram.flatten(1, 2).transpose(2, 3)  # (b, 2C, frames, bins)
+    logs = estimator.log_power(features)
+    assert logs.shape == (2, channels, features.shape[2], features.shape[3])
+    torch.testing.assert_close(logs, estimator.log_power(10 * features), atol=1e-4, rtol=0)
+    # the log power of a bin follows its changes over time, in dB-like units
+    torch.testing.assert_close(
+        logs.mean(dim=(1, 2)), torch.zeros_like(logs[:, 0, 0]), atol=1e-4, rtol=0
+    )
+    # a fixed equalisation (a tilt across bins) cancels up to the one scale per example, but where
+    # the floor (relative to the mean power, which the tilt moves) meets near-zero bins
+    tilted = estimator.log_power(features * torch.linspace(4, 0.25, features.shape[-1]))
+    scale = logs.std(dim=(1, 2, 3), keepdim=True) / tilted.std(dim=(1, 2, 3), keepdim=True)
+    assert ((tilted * scale - logs).abs() > 0.05).float().mean() < 1e-3
+    # an onset in one bin range shows in the log power, which the linear embedding cannot form
+    onset = features.clone()
+    onset[:, :, features.shape[2] // 2 :, 10:20] *= 30
+    jump = estimator.log_power(onset)[:, :, :, 10:20]
+    half = features.shape[2] // 2
+    assert (jump[:, :, half:].mean() - jump[:, :, :half].mean()) > 1.0
+    with torch.no_grad():
+        out = model(mixture)
+        assert torch.isfinite(out.waveforms).all()
+        assert model(torch.zeros(1, channels, 3000)).waveforms.abs().max() == 0  # finite
+    model.save_pretrained(tmp_path)
+    loaded = TFSWAUNet.from_pretrained(tmp_path).eval()
+    assert loaded.config.log_power_input
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mixture).waveforms, out.waveforms)
+
+
+def test_log_power_input_is_checked():
+    with pytest.raises(ValueError, match="log_power_input"):
+        make_tiny_config(log_power_input="bin")
+
+
 def test_mono_model_and_wrong_channels():
     model = TFSWAUNet(make_tiny_config(audio_channels=1)).eval()
     assert model(torch.randn(1, 1, 3000)).waveforms.shape == (1, 2, 1, 3000)
