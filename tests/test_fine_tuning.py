@@ -99,6 +99,9 @@ def test_model_card_metadata_and_scores(tmp_path):
     text = str(card)
     assert 'pipeline("music-source-separation", model="user/tfswa-tiny"' in text
     assert "0.25-s segments" in text and "| vocals | 4.25 | 3.00 | 5.12 |" in text
+    assert "log power" not in text  # the card names the inputs the model has
+    config.model["log_power_input"] = True
+    assert "beside each channel's log power" in str(build_model_card(config, metrics, 12))
     (tmp_path / "README.md").write_text(text)
     loaded = ModelCard.load(tmp_path / "README.md")
     assert "model-index" in loaded.content and len(loaded.data.eval_results) == 4

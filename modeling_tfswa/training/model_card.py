@@ -105,6 +105,7 @@ def build_model_card(
         n_fft=model.n_fft,
         hop_length=model.hop_length,
         mask_type=model.mask_type,
+        log_power_input=model.log_power_input,
         segment_seconds=model.segment_seconds,
         overlap=model.overlap,
         data_source=source,
