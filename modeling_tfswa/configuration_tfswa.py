@@ -114,6 +114,14 @@ class TFSWAConfig(PretrainedConfig):
             recording's or a mix's colour) cancels, as it does in the per-bin normalisation of the
             real and imaginary parts. Not in the TFSWA papers; added after 2026-12-05 (README
             "Quality").
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the truncated normal initialisation of linear layers.
+        segment_seconds (`float`, *optional*, defaults to 6.0):
+            Length in seconds of the segments a full track is cut into for separation (the
+            overlap-add reads it as its default). The trainer writes the length the model was
+            trained on (`data.segment_seconds`), so that the model sees contexts as long as those.
+        overlap (`float`, *optional*, defaults to 0.25):
+            Fraction of a separation segment shared with the next one, in `[0, 1)`.
 
     Example:
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -102,3 +103,9 @@ def test_a_folder_saved_before_the_refiner_was_removed_loads(tmp_path):
     loaded = TFSWAConfig.from_pretrained(tmp_path)
     assert loaded.stems == ["vocals", "accompaniment"]
     assert not hasattr(loaded, "waveform_refiner_channels")
+
+
+def test_every_argument_is_documented_once():
+    # the config is the single source of truth: each argument has one entry in its Args
+    entries = re.findall(r"^        (\w+) \(`", TFSWAConfig.__doc__, re.M)
+    assert sorted(entries) == sorted(TFSWAConfig.argument_names())
