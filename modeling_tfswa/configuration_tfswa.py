@@ -104,7 +104,7 @@ class TFSWAConfig(PretrainedConfig):
             Epsilon of the layer norms.
         spectrogram_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the per-frequency-bin instance normalisation of the input spectrogram.
-        log_power_input (`bool`, *optional*, defaults to `False`):
+        log_power_input (`bool`, *optional*, defaults to `True`):
             Also give the network each channel's log power spectrogram, `log(|X|^2 + floor)` with
             the floor 60 dB below the example's mean power, centred per frequency bin over channels
             and frames and divided by one standard deviation per example: `audio_channels` more
@@ -112,8 +112,9 @@ class TFSWAConfig(PretrainedConfig):
             so it cannot form a bin's energy, the onsets of drums or the sustain of a bass note;
             this gives them directly. Centred per bin, a fixed equalisation of the mixture (a
             recording's or a mix's colour) cancels, as it does in the per-bin normalisation of the
-            real and imaginary parts. Not in the TFSWA papers; added after 2026-12-05 (README
-            "Quality").
+            real and imaginary parts. Not in the TFSWA papers; added on 2026-12-05, the default
+            since 2026-12-05 (README "Quality"); a saved config without the key (older than the
+            option) loads with `False`, as it was trained.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated normal initialisation of linear layers.
         segment_seconds (`float`, *optional*, defaults to 6.0):
@@ -163,7 +164,7 @@ class TFSWAConfig(PretrainedConfig):
         segment_seconds: float = 6.0,
         overlap: float = 0.25,
         frequency_bands: list[list[int]] | str | None = DEFAULT_BANDS,
-        log_power_input: bool = False,
+        log_power_input: bool = True,
         **kwargs,
     ):
         if stems is None:
@@ -216,6 +217,16 @@ class TFSWAConfig(PretrainedConfig):
             )
         self._validate()
         super().__init__(**kwargs)
+
+    #: Values for keys that a saved config may lack because it is older than the key, where the
+    #: default has changed since: the value the saved model was trained with.
+    _VALUES_BEFORE_THE_KEY = {"log_power_input": False}
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """`PretrainedConfig.from_dict` (what `from_pretrained` reads a saved config with), giving
+        keys a saved config predates their `_VALUES_BEFORE_THE_KEY`, not today's default."""
+        return super().from_dict({**cls._VALUES_BEFORE_THE_KEY, **config_dict}, **kwargs)
 
     @classmethod
     def argument_names(cls) -> frozenset[str]:

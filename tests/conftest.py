@@ -47,6 +47,7 @@ def make_tiny_config(stems=("vocals", "accompaniment"), **overrides) -> TFSWACon
         frequency_bands=None,
         mixture_consistency=False,
         drop_path_rate=0.1,
+        log_power_input=False,  # the default before 2026-12-05
     )
     kwargs.update(overrides)
     return TFSWAConfig(**kwargs)

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import textwrap
@@ -164,6 +165,7 @@ def test_default_config_runs_with_its_bands_and_consistency():
 
 @pytest.mark.parametrize("channels", [1, 2])
 def test_log_power_input_ignores_gain_and_fixed_equalisation(channels, tmp_path):
+    torch.manual_seed(0)
     config = make_tiny_config(audio_channels=channels, log_power_input=True)
     assert config.num_input_features == 3 * channels
     model = randomize(TFSWAUNet(config)).eval()
@@ -179,10 +181,11 @@ def test_log_power_input_ignores_gain_and_fixed_equalisation(channels, tmp_path)
         logs.mean(dim=(1, 2)), torch.zeros_like(logs[:, 0, 0]), atol=1e-4, rtol=0
     )
     # a fixed equalisation (a tilt across bins) cancels up to the one scale per example, but where
-    # the floor (relative to the mean power, which the tilt moves) meets near-zero bins
+    # the floor (relative to the mean power, which the tilt moves) meets near-zero bins: up to
+    # 0.4% of the bins of white noise over 40 seeds (without the per-bin centring nearly all move)
     tilted = estimator.log_power(features * torch.linspace(4, 0.25, features.shape[-1]))
     scale = logs.std(dim=(1, 2, 3), keepdim=True) / tilted.std(dim=(1, 2, 3), keepdim=True)
-    assert ((tilted * scale - logs).abs() > 0.05).float().mean() < 1e-3
+    assert ((tilted * scale - logs).abs() > 0.05).float().mean() < 1e-2
     # an onset in one bin range shows in the log power, which the linear embedding cannot form
     onset = features.clone()
     onset[:, :, features.shape[2] // 2 :, 10:20] *= 30
@@ -203,6 +206,30 @@ def test_log_power_input_ignores_gain_and_fixed_equalisation(channels, tmp_path)
 def test_log_power_input_is_checked():
     with pytest.raises(ValueError, match="log_power_input"):
         make_tiny_config(log_power_input="bin")
+
+
+def test_a_model_saved_before_the_log_power_input_loads_without_it(tmp_path):
+    # The option's default is on since 2026-12-05; a config saved before the key existed holds no
+    # value for it and was trained without it.
+    assert TFSWAConfig().log_power_input and TFSWAConfig().num_input_features == 6
+    model = randomize(TFSWAUNet(make_tiny_config(log_power_input=False))).eval()
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["log_power_input"]
+    config_file.write_text(json.dumps(saved))
+    mixture = torch.randn(1, 2, 3000)
+    for loaded in (TFSWAUNet.from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
+        assert loaded.config.log_power_input is False
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.eval()(mixture).waveforms, model(mixture).waveforms)
+    assert AutoConfig.from_pretrained(tmp_path).log_power_input is False
+    # a saved value and an explicit override win over the fill-in
+    assert TFSWAConfig.from_pretrained(tmp_path, log_power_input=True).log_power_input
+    TFSWAConfig(**make_tiny_config().to_dict() | {"log_power_input": True}).save_pretrained(
+        tmp_path / "new"
+    )
+    assert TFSWAConfig.from_pretrained(tmp_path / "new").log_power_input
 
 
 def test_mono_model_and_wrong_channels():
