@@ -131,7 +131,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # stochastic depth, which led `tfswa-unet-default-v1` by 0.28 / 0.62 dB at 5 CPU-minutes
     # (seeds 42 / 7) and 0.28 at 20 (README "Quality"); since 2026-12-05 with the log power input,
     # which raised the mean over 15 unseen tracks by 0.24 / 0.24 dB at 20 CPU-minutes (seeds 42 /
-    # 7) and 0.18 at 5 (seed 42) against `tfswa-unet-default-v2`.
+    # 7) and 0.18 / 0.08 at 5 against `tfswa-unet-default-v2`.
     "tfswa-unet-default": {},
     "tfswa-unet-default-v2": _DEFAULT_V2,
     "tfswa-unet-default-v1": _DEFAULT_V1,

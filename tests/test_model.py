@@ -226,9 +226,7 @@ def test_a_model_saved_before_the_log_power_input_loads_without_it(tmp_path):
     assert AutoConfig.from_pretrained(tmp_path).log_power_input is False
     # a saved value and an explicit override win over the fill-in
     assert TFSWAConfig.from_pretrained(tmp_path, log_power_input=True).log_power_input
-    TFSWAConfig(**make_tiny_config().to_dict() | {"log_power_input": True}).save_pretrained(
-        tmp_path / "new"
-    )
+    make_tiny_config(log_power_input=True).save_pretrained(tmp_path / "new")
     assert TFSWAConfig.from_pretrained(tmp_path / "new").log_power_input
 
 
