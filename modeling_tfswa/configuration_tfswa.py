@@ -112,9 +112,9 @@ class TFSWAConfig(PretrainedConfig):
             so it cannot form a bin's energy, the onsets of drums or the sustain of a bass note;
             this gives them directly. Centred per bin, a fixed equalisation of the mixture (a
             recording's or a mix's colour) cancels, as it does in the per-bin normalisation of the
-            real and imaginary parts. Not in the TFSWA papers; added on 2026-12-05, the default
-            since 2026-12-05 (README "Quality"); a saved config without the key (older than the
-            option) loads with `False`, as it was trained.
+            real and imaginary parts. Not in the TFSWA papers; added and made the default on
+            2026-12-05 (README "Quality"); a saved config without the key (older than the option)
+            loads with `False`, as it was trained.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated normal initialisation of linear layers.
         segment_seconds (`float`, *optional*, defaults to 6.0):
