@@ -81,6 +81,25 @@ def test_a_derived_stem_set_and_the_same_one_written_out_resume_alike(tmp_path):
     assert result.step == 4
 
 
+def test_a_run_whose_saved_config_predates_a_model_key_resumes_as_it_was_trained(tmp_path):
+    # Older versions wrote the model section as given; a key it lacks had its old default then
+    # (log_power_input: false), not today's (true). The resume says so instead of failing to load.
+    import yaml
+
+    train(tiny_config(tmp_path, max_steps=4, save_every=2), stop_after=2, **DATA)
+    saved = tmp_path / "run" / "config.yaml"
+    old = yaml.safe_load(saved.read_text())
+    assert old["model"]["log_power_input"] is False and "qkv_bias" in old["model"]  # complete
+    del old["model"]["log_power_input"]
+    saved.write_text(yaml.safe_dump(old))
+    as_today = tiny_config(
+        tmp_path, max_steps=4, resume="latest", **{"model.log_power_input": True}
+    )
+    with pytest.raises(ConfigError, match=r"model.log_power_input: False -> True"):
+        train(as_today, **DATA)
+    assert train(tiny_config(tmp_path, max_steps=4, resume="latest"), **DATA).step == 4
+
+
 def test_a_checkpoint_save_killed_half_way_keeps_the_last_complete_ones(tmp_path, monkeypatch):
     # Why not Accelerate's total_limit rotation: it deletes first and writes in place
     # (modeling_tfswa/training/trainer.py). Ours: the last keep_last stay whole and resumable.

@@ -654,9 +654,20 @@ def config_help(argv: list[str], default_config: str | Path | None = None) -> st
     return "\n".join(out)
 
 
-def save_config(config: TrainingConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML (atomically), so a run records exactly what it used."""
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+def save_config(
+    config: TrainingConfig, path: str | Path, model_config: TFSWAConfig | None = None
+) -> None:
+    """Write the resolved config as YAML (atomically), so a run records exactly what it used.
+
+    The model section is written complete, every TFSWAConfig argument with the value it took
+    (defaults included; `segment_seconds` stays with `data`), so that a later change of a
+    default cannot change what a resume of this run compares against. `model_config` is the
+    run's [`TFSWAConfig`] when already built (default: `config.model_config()`)."""
+    data = config.to_dict()
+    model = (model_config or config.model_config()).to_dict()
+    names = TFSWAConfig.argument_names()
+    data["model"] = {k: v for k, v in model.items() if k in names and k != "segment_seconds"}
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 __all__ = [

@@ -132,13 +132,16 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _flat(config: dict[str, Any]) -> dict[str, Any]:
+def _flat(config: dict[str, Any], saved: bool = False) -> dict[str, Any]:
     """The config as `{dotted key: value}`, the model section completed with TFSWAConfig's
-    defaults (so that a default written out and a default left out compare equal)."""
+    defaults (so that a default written out and a default left out compare equal). A `saved`
+    run config is read as a saved model config is: a key it lacks takes the value it had before
+    the key was added (`TFSWAConfig.from_dict`), since runs of older versions wrote only the
+    keys they were given."""
     flat = {}
     for key, value in config.items():
         if key == "model":
-            model = TFSWAConfig(**value).to_dict()
+            model = (TFSWAConfig.from_dict(value) if saved else TFSWAConfig(**value)).to_dict()
             names = TFSWAConfig.argument_names() | set(value)
             flat.update({f"model.{k}": v for k, v in model.items() if k in names})
         elif isinstance(value, dict):
@@ -168,7 +171,7 @@ def check_resume(config: TrainingConfig, checkpoint: Path | None) -> None:
         )
     saved = TrainingConfig()
     apply_mapping(saved, load_yaml(saved_path), source=str(saved_path))
-    before, now = _flat(saved.to_dict()), _flat(config.to_dict())
+    before, now = _flat(saved.to_dict(), saved=True), _flat(config.to_dict())
     # The stem set as read (a derived one and the same one written out compare equal).
     before["data.stem_set"] = resolve_stem_set(saved.stem_set())[1]
     now["data.stem_set"] = resolve_stem_set(config.stem_set())[1]

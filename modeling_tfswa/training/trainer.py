@@ -61,7 +61,7 @@ from .hub import HubPusher
 from .init import init_from_pretrained
 from .losses import SeparationLoss
 from .model_card import write_model_card
-from .run_folder import hold_run_folder, load_run_state, save_run_state
+from .run_folder import RUN_CONFIG_NAME, hold_run_folder, load_run_state, save_run_state
 
 logger = logging.getLogger(__name__)
 
@@ -436,11 +436,11 @@ def prepare_run(
         )
     accelerator = make_accelerator(config)
     set_cpu_threads(config, accelerator)
+    model_config = model_config or config.model_config()
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, output_dir / "config.yaml")
+        save_config(config, output_dir / RUN_CONFIG_NAME, model_config)
     set_seed(config.seed)  # identical initialisation on every process
-    model_config = model_config or config.model_config()
     if model is None:
         model = TFSWAUNet(model_config)
         if config.init_from:
