@@ -8,12 +8,14 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 from test_training import ToyStems, tiny_config
 
 from modeling_tfswa.training.cli import main
 from modeling_tfswa.training.config import ConfigError, load_config
 from modeling_tfswa.training.run_folder import (
     EMA_NAME,
+    RUN_CONFIG_NAME,
     STATE_NAME,
     OutputDirLock,
     RunFolderBusy,
@@ -84,10 +86,8 @@ def test_a_derived_stem_set_and_the_same_one_written_out_resume_alike(tmp_path):
 def test_a_run_whose_saved_config_predates_a_model_key_resumes_as_it_was_trained(tmp_path):
     # Older versions wrote the model section as given; a key it lacks had its old default then
     # (log_power_input: false), not today's (true). The resume says so instead of failing to load.
-    import yaml
-
     train(tiny_config(tmp_path, max_steps=4, save_every=2), stop_after=2, **DATA)
-    saved = tmp_path / "run" / "config.yaml"
+    saved = tmp_path / "run" / RUN_CONFIG_NAME
     old = yaml.safe_load(saved.read_text())
     assert old["model"]["log_power_input"] is False and "qkv_bias" in old["model"]  # complete
     del old["model"]["log_power_input"]
