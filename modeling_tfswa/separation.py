@@ -1,10 +1,10 @@
 """Separate full tracks of any length with a TFSWA-UNet (or any model with the same interface).
 
 - [`apply_model`]: the one overlap-add loop. A track is cut into overlapping segments (lazy views of
-  the mixture, zero-padded only at the track's ends), several segments run through the model per
-  forward batch on the model's device, and the stems are blended back on the mixture's device by a
-  triangular weight window normalised by the summed weights, so the blend is exact at every sample
-  (including the first and the last, short, segment). Optional random-shift test-time augmentation.
+  the mixture, all inside the track: the last one ends at the track's last sample, no padding),
+  several segments run through the model per forward batch on the model's device, and the stems are
+  blended back on the mixture's device by a triangular weight window normalised by the summed
+  weights, so the blend is exact at every sample. Optional random-shift test-time augmentation.
   Memory: the output buffer plus one batch of segments, whatever the track's length.
 - [`Separator`]: the user-facing entry point, `transformers` style: `Separator.from_pretrained(name)`
   loads a model with `AutoModel.from_pretrained`, and `separator.separate(audio)` takes a file path,
@@ -429,14 +429,11 @@ def _separate_streamed(
     with sf.SoundFile(path) as source:
         channels, frames, rate = source.channels, source.frames, source.samplerate
 
-        def read(start: int, length: int) -> torch.Tensor:  # (channels, length), zero outside
-            lo, hi = max(start, 0), min(start + length, frames)
-            if hi <= lo:  # wholly in the leading zeros of a shifted pass
-                return torch.zeros(channels, length)
-            source.seek(lo)
-            block = torch.from_numpy(source.read(hi - lo, dtype="float32", always_2d=True).T.copy())
+        def read(start: int, length: int) -> torch.Tensor:  # (channels, length), inside the file
+            source.seek(start)
+            block = torch.from_numpy(source.read(length, dtype="float32", always_2d=True).T.copy())
             check_finite(block, str(path))
-            return nn.functional.pad(block, (lo - start, start + length - hi))
+            return block
 
         def read_segment(track: int, start: int, length: int) -> torch.Tensor:
             try:

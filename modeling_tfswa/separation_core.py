@@ -7,7 +7,7 @@ then runs in a process that never installed this package. `modeling_tfswa.separa
 [`Separator`], files) and `modeling_tfswa.audio` (file I/O) build on it and re-export its names.
 
 - [`iter_separated`]: the one overlap-add loop. Segments (views of the mixture, or blocks read from a
-  file, zero-padded only at the track's ends) go through the model a batch at a time on its device,
+  file, always inside the track: no padding) go through the model a batch at a time on its device,
   are weighted by a triangular window, and each region of the output is yielded, normalised by the
   summed weights, as soon as no later segment reaches it: memory is a few segments, whatever the
   track's length. Optional random-shift test-time augmentation.
@@ -277,27 +277,6 @@ def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     return fallback
 
 
-def _segment(track: torch.Tensor, start: int, length: int) -> torch.Tensor:
-    """`track[..., start:start + length]`, zero-padded where the range leaves the track.
-
-    Args:
-        track (`torch.Tensor` of shape `(channels, samples)`): one mixture.
-        start (`int`): first sample, may be negative.
-        length (`int`): segment length.
-
-    Returns:
-        `torch.Tensor` of shape `(channels, length)` (a view when no padding is needed).
-    """
-    num_samples = track.shape[-1]
-    lo, hi = max(start, 0), min(start + length, num_samples)
-    if hi <= lo:  # wholly in the leading zeros of a shifted pass
-        return track.new_zeros(*track.shape[:-1], length)
-    view = track[..., lo:hi]
-    if lo - start or start + length - hi:
-        view = nn.functional.pad(view, (lo - start, start + length - hi))
-    return view
-
-
 def _summed_weights(lo: int, hi: int, starts: list[int], window: torch.Tensor) -> torch.Tensor:
     """Sum of the blending weights of all segments over samples `lo:hi`.
 
@@ -358,8 +337,14 @@ def iter_separated(
     """The overlap-add loop: yields the separated track region by region, in order.
 
     The segment grid (moved `shifts` times by a random offset of up to [`MAX_SHIFT_SECONDS`] when
-    `shifts > 0`, the track virtually preceded by zeros) is run through the model `batch_size`
-    segments at a time. Each prediction is weighted by [`blend_window`] and added to an
+    `shifts > 0`) is run through the model `batch_size` segments at a time. Every segment lies
+    inside the track: the grid's starts are clamped to `[0, samples - segment]`, so a track's last
+    segment ends at its last sample and overlaps the one before by more than `overlap` (and a
+    shifted pass's first segment starts at sample 0). Zero padding would shift a model's
+    per-segment input statistics (TFSWA-UNet's instance normalisation, HTDemucs' and Open-Unmix's
+    input scaling): in the quality benchmark, the clamped grid raised `tfswa-unet`'s mean over the
+    15 unseen tracks by +0.06 / +0.08 / +0.05 dB in three seeds, the real MUSDB18 sample even
+    (README "Quality"). Each prediction is weighted by [`blend_window`] and added to an
     accumulator that spans only the segments in flight; once no remaining segment reaches a region,
     that region is divided by the summed weights of all the segments (and shifts) covering it and
     yielded. Every output sample is therefore the weighted average of all predictions covering it,
@@ -373,8 +358,8 @@ def iter_separated(
         model (`nn.Module`): `model(input_values=(b, C, L)).waveforms` is `(b, S, C, L)`, with
             `C == model.config.audio_channels`, `S == len(model.config.stems)`.
         read_segment (`Callable[[int, int, int], torch.Tensor]`): `(track, start, length)` ->
-            float `(C, length)` mixture samples `start:start + length` of track `track`, zero where
-            the range leaves the track (`start` may be negative).
+            float `(C, length)` mixture samples `start:start + length` of track `track` (always
+            `0 <= start` and `start + length <= num_samples`).
         num_tracks (`int`) / num_samples (`int`): how many tracks of how many samples.
         segment_seconds (`float`, *optional*): segment length in seconds (defaults to
             `model.config.segment_seconds`, the length the model was trained on); tracks shorter
@@ -410,11 +395,17 @@ def iter_separated(
     leads = [0]
     if shifts:
         leads = torch.randint(0, max_shift + 1, (shifts,), generator=generator).tolist()
-    segment = max(1, min(round(segment_seconds * sample_rate), num_samples + max_shift))
+    segment = max(1, min(round(segment_seconds * sample_rate), num_samples))
     stride = max(1, segment - round(overlap * segment))
     window = blend_window(segment).to(output_device)
-    # Segment starts relative to the track (negative: reaches into the leading zeros), all passes.
-    starts = sorted(start for lead in leads for start in range(-lead, num_samples, stride))
+    # Segment starts of all passes, each pass's grid clamped into the track: no segment holds
+    # padding, which would shift the model's per-segment input statistics.
+    last = num_samples - segment
+    starts = sorted(
+        start
+        for lead in leads
+        for start in sorted({min(max(s, 0), last) for s in range(-lead, num_samples, stride)})
+    )
     jobs = [(track, start) for start in starts for track in range(num_tracks)]
 
     # The accumulator covers samples base:base + its length, the regions still receiving segments.
@@ -441,24 +432,17 @@ def iter_separated(
                         f"{tuple(estimates.shape)}, expected {expected}"
                     )
                 estimates = estimates.to(device=output_device, dtype=torch.float32)
-                end = min(batch_jobs[-1][1] + segment, num_samples)
+                end = batch_jobs[-1][1] + segment
                 if end - base > pending.shape[-1]:
                     grow = end - base - pending.shape[-1]
                     pending = nn.functional.pad(pending, (0, grow))
                 for estimate, (track, start) in zip(estimates, batch_jobs):
-                    lo, hi = max(start, 0), min(start + segment, num_samples)
-                    if hi <= lo:  # wholly in the leading zeros of a shifted pass
-                        continue
-                    weights = window[lo - start : hi - start]
-                    pending[track, ..., lo - base : hi - base] += (
-                        estimate[..., lo - start : hi - start] * weights
-                    )
+                    pending[track, ..., start - base : start + segment - base] += estimate * window
                 bar.update(len(batch_jobs))
                 # Samples before the next segment's start receive nothing more.
                 done = (
                     jobs[first + batch_size][1] if first + batch_size < len(jobs) else num_samples
                 )
-                done = min(max(done, 0), num_samples)
                 if done > base:
                     block = pending[..., : done - base] / _summed_weights(
                         base, done, starts, window
@@ -526,7 +510,7 @@ def apply_model(
     output = torch.empty(num_tracks, len(config.stems), channels, num_samples, device=tracks.device)
     blocks = iter_separated(
         model,
-        lambda track, start, length: _segment(tracks[track], start, length),
+        lambda track, start, length: tracks[track, :, start : start + length],
         num_tracks,
         num_samples,
         segment_seconds=segment_seconds,

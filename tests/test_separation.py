@@ -56,9 +56,11 @@ def reference_blend(num_samples, segment, stride, leads):
     """Weighted average of in-segment positions, written as a plain loop: `(num_samples,)`."""
     window = blend_window(segment)
     total, weights = torch.zeros(num_samples), torch.zeros(num_samples)
-    for lead in leads:
-        for start in range(-lead, num_samples, stride):
-            for t in range(max(start, 0), min(start + segment, num_samples)):
+    for lead in leads:  # each pass's grid clamped into the track, duplicates dropped
+        for start in sorted(
+            {min(max(s, 0), num_samples - segment) for s in range(-lead, num_samples, stride)}
+        ):
+            for t in range(start, start + segment):
                 total[t] += window[t - start] * (t - start)
                 weights[t] += window[t - start]
     return total / weights
@@ -89,7 +91,7 @@ def test_identity_model_returns_input(num_samples, shifts, batch_size):
 
 
 def test_segments_shorter_than_the_largest_shift():
-    # Shifted passes then hold segments wholly inside the leading zeros.
+    # A shifted pass's grid starts before the track: its first segments clamp to sample 0.
     mixture = torch.randn(2, 333)
     stems = apply_model(ScaleModel(), mixture, segment_seconds=0.2, shifts=4)
     assert (stems - mixture[None] * ScaleModel().gains[:, None, None]).abs().max() < 1e-5
@@ -99,23 +101,40 @@ def test_segments_batches_and_lengths():
     model = ScaleModel(gains=(1.0,))
     mixture = torch.randn(2, 1000)
     apply_model(model, mixture, segment_seconds=1.0, overlap=0.25, batch_size=4)
-    # stride 75: starts 0, 75, ..., 975 -> 14 segments of 100 samples in ceil(14 / 4) calls
-    assert [call.shape for call in model.calls] == [(4, 2, 100)] * 3 + [(2, 2, 100)]
+    # stride 75: starts 0, 75, ..., 825 and the last segment moved back to end at the track's end
+    # (900) -> 13 segments of 100 samples in ceil(13 / 4) calls
+    assert [call.shape for call in model.calls] == [(4, 2, 100)] * 3 + [(1, 2, 100)]
     assert all(call.inference and not call.training for call in model.calls)
+
+
+@pytest.mark.parametrize("num_samples", [37, 1000, 1234])
+@pytest.mark.parametrize("shifts", [0, 3])
+def test_no_segment_holds_padding(num_samples, shifts):
+    # Zero padding would shift a model's per-segment input statistics: every segment is a slice of
+    # the track (a mixture without zeros gives segments without zeros).
+    model = ScaleModel(gains=(1.0,))
+    seen = []
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["input_values"]), with_kwargs=True
+    )
+    mixture = torch.rand(2, num_samples) + 1.0
+    apply_model(model, mixture, segment_seconds=0.5, overlap=0.25, shifts=shifts, batch_size=2)
+    segments = torch.cat(seen)
+    assert segments.shape[-1] == min(50, num_samples) and segments.min() >= 1.0
 
 
 def test_segment_and_overlap_default_to_the_model_config():
     model = ScaleModel(gains=(1.0,))
     model.config.segment_seconds, model.config.overlap = 0.5, 0.5
-    apply_model(model, torch.randn(2, 200))  # 50-sample segments, stride 25: starts 0, 25, ..., 175
-    assert [call.shape for call in model.calls] == [(4, 2, 50)] * 2
+    apply_model(model, torch.randn(2, 200))  # 50-sample segments, stride 25: starts 0, 25, ..., 150
+    assert [call.shape for call in model.calls] == [(4, 2, 50), (3, 2, 50)]
     del model.config.segment_seconds
     with pytest.raises(ValueError, match="segment_seconds"):
         apply_model(model, torch.randn(2, 200))
 
 
 def test_streamed_blocks_tile_the_track_and_equal_the_in_memory_result():
-    from modeling_tfswa.separation_core import _segment, iter_separated
+    from modeling_tfswa.separation_core import iter_separated
 
     model = ScaleModel(gains=(1.0, -0.5))
     mixture = torch.randn(2, 1234)
@@ -125,7 +144,7 @@ def test_streamed_blocks_tile_the_track_and_equal_the_in_memory_result():
     blocks = list(
         iter_separated(
             model,
-            lambda track, start, length: _segment(mixture, start, length),
+            lambda track, start, length: mixture[:, start : start + length],
             1,
             mixture.shape[-1],
             shifts=2,
