@@ -206,6 +206,9 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # More capacity for a faster machine's budget (HTDemucs caught up there): `tfswa-unet` at dims
     # 32/64.
     "tfswa-unet-bands-wide": {**_NO_LOG_POWER, "dims": [32, 64], "num_heads": [2, 4]},
+    # The same width on `tfswa-unet` (log power input), for batch 2, where the peers gain more than
+    # `tfswa-unet` from the extra updates.
+    "tfswa-unet-logpower-wide": {**_RECOMMENDED, "dims": [32, 64], "num_heads": [2, 4]},
     # Equal size (4-6M parameters, as the peers): the default config's three changes one or two at a
     # time, and the default with one block per encoder stage but the deep two (4.2M parameters,
     # about twice the default's steps per CPU-minute).
@@ -668,7 +671,11 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--test-songs", type=int, default=8)
     parser.add_argument("--song-seconds", type=float, default=12.0, help="generated song length")
     parser.add_argument("--segment-seconds", type=float, default=2.0)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--batch-size", type=int, default=2,
+        help="2 since 2026-12-05: better than 4 for every model measured (docs/quality-log.md, "
+        "'Segments without padding'); the README's earlier tables ran at 4",
+    )  # fmt: skip
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=50)
     parser.add_argument("--stft-loss", type=float, default=0.0, help="multi-res STFT loss weight")
