@@ -211,6 +211,10 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # steps, median 2.93 / 2.80 against 2.94 / 3.07, mean over the 15 tracks 2.38 / 2.37 against
     # 2.51 / 2.55: lower; capacity still does not pay at this budget.
     "tfswa-unet-logpower-wide": {**_RECOMMENDED, "dims": [32, 64], "num_heads": [2, 4]},
+    # Shared capacity at a smaller cost in steps: `tfswa-unet` with a feed-forward twice as wide.
+    # Measured (2026-12-05, batch 2, seed 42): 3210 steps, median 3.02 against 2.94, mean over the
+    # 15 tracks 2.47 against 2.51, real track 5.50 against 5.36: within the seed noise, not adopted.
+    "tfswa-unet-mlp8": {**_RECOMMENDED, "mlp_ratio": 8.0},
     # Equal size (4-6M parameters, as the peers): the default config's three changes one or two at a
     # time, and the default with one block per encoder stage but the deep two (4.2M parameters,
     # about twice the default's steps per CPU-minute).
