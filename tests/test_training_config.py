@@ -195,7 +195,7 @@ def test_help_lists_every_key_with_this_runs_value_and_its_doc(tmp_path, capsys)
             [i] = [i for i, line in enumerate(lines) if line.startswith(f"  --{f.name} ")]
             assert lines[i + 1].startswith("      "), f"--{f.name} has no documentation"
     # The values are the run's: the file's over the defaults, then the command line's.
-    assert "  --optim.lr 0.0003" in lines and "  --max_steps 4000" in lines
+    assert "  --optim.lr 0.0003" in lines and "  --max_steps 8000" in lines
     assert "  --model.frequency_bands [[32, 2], [128, 4], [512, 8], [1025, 16]]" in lines
     assert "  --model.mask_type complex" in lines  # a TFSWAConfig default the file does not set
     assert "      STFT size; the spectrogram has `n_fft // 2 + 1` frequency bins." in lines
