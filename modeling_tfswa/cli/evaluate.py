@@ -15,6 +15,7 @@ from pathlib import Path
 from data_scripts.clitools import add_debug_flag, run_command
 from data_scripts.musdb import load_stem_split, parse_stem_set, stem_set_for
 
+from ..allocator import keep_freed_memory
 from ..evaluation import ORACLE_MASKS, evaluate_separator, load_separator
 from ..evaluation.workers import terminate_on_sigterm
 from .options import add_separation_flags, separation_options
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 0:
         print(f"error: --workers must be >= 0, got {args.workers}", file=sys.stderr)
         return 2
+    keep_freed_memory()  # faster CPU separation (`modeling_tfswa.allocator`)
     return run_command(lambda: evaluate(args, options), args.debug)
 
 

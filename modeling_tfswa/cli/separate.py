@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from data_scripts.clitools import add_debug_flag, run_command
 
+from ..allocator import keep_freed_memory
 from ..audio import AUDIO_FORMATS, CLIP_MODES, SUBTYPES, AudioError, find_audio_files
 from ..fileio import clean_stale_temporaries
 from ..separation import Separator, separate_file, track_folder_name
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "flac" and args.subtype == "FLOAT":
         parser.error("FLAC cannot store FLOAT samples; use --subtype PCM_16/PCM_24 or --format wav")
     options = separation_options(args, parser)
+    keep_freed_memory()  # faster CPU separation (`modeling_tfswa.allocator`)
     return run_command(lambda: separate_inputs(parser, args, options), args.debug)
 
 
