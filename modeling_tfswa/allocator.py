@@ -11,13 +11,13 @@ that the process holds its peak heap until it exits.
 
 Measured (`python3 -m benchmarks.allocator`, 2 cores, one thread, batch 2 of 2-s segments, the
 quality benchmark's `tfswa-unet`): 0.86 of the CPU seconds per training step and 0.84 per second
-of separated audio (the benchmark's own loop: 0.86 and 0.86); Open-Unmix 0.90 and 0.77, HTDemucs
+of separated audio (300 steps of the quality benchmark: 0.86 and 0.86); Open-Unmix 0.90 and 0.77, HTDemucs
 1.02 and 0.85. With two threads: `tfswa-unet` 0.87 and 0.94, the default config 0.91 and 0.97.
 
 Why own code: jemalloc or tcmalloc through `LD_PRELOAD`, which PyTorch's CPU tuning guide
 recommends, do the same but need a system package and a change to the environment before the
 process starts; the glibc environment variables (`MALLOC_MMAP_THRESHOLD_`) likewise. This is one
-library call from inside the process; elsewhere (macOS, musl) it does nothing and says so.
+library call from inside the process; elsewhere (macOS, musl) it does nothing and returns False.
 """
 
 from __future__ import annotations
