@@ -25,12 +25,11 @@ import time
 
 import torch
 
-from benchmarks.peers import MUSDB_STEMS
+from benchmarks.peers import MUSDB_STEMS, SAMPLE_RATE
 from modeling_tfswa.allocator import keep_freed_memory
 from modeling_tfswa.separation import apply_model
 
 SETTINGS = ("default", "kept")
-SAMPLE_RATE = 44100
 
 
 def measure(name: str, setting: str, args: argparse.Namespace) -> dict:

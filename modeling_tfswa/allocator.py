@@ -11,8 +11,9 @@ that the process holds its peak heap until it exits.
 
 Measured (`python3 -m benchmarks.allocator`, 2 cores, one thread, batch 2 of 2-s segments, the
 quality benchmark's `tfswa-unet`): 0.86 of the CPU seconds per training step and 0.84 per second
-of separated audio (300 steps of the quality benchmark: 0.86 and 0.86); Open-Unmix 0.90 and 0.77, HTDemucs
-1.02 and 0.85. With two threads: `tfswa-unet` 0.87 and 0.94, the default config 0.91 and 0.97.
+of separated audio (300 steps of the quality benchmark: 0.86 and 0.86); Open-Unmix 0.90 and
+0.77, HTDemucs 1.02 and 0.85. With two threads: `tfswa-unet` 0.87 and 0.94, the default config
+0.91 and 0.97.
 
 Why own code: jemalloc or tcmalloc through `LD_PRELOAD`, which PyTorch's CPU tuning guide
 recommends, do the same but need a system package and a change to the environment before the
