@@ -9,7 +9,7 @@ cleanly), one after the other, rounds interleaved: a training step is forward, w
 backward and AdamW on a batch of noise (`--batch-size` segments of `--segment` seconds, the
 quality benchmark's defaults: batch 2, 2 s), timed in process CPU seconds (kernel time included:
 that is where the page faults go), median over `--steps` after one warm-up step; separation is
-`apply_model` over `--seconds` of noise, best of `--rounds`.
+`benchmarks.separation_speed.measure_speed` over `--seconds` of noise, best of `--rounds`.
 
 Prints one JSON object as the last line of stdout: per model and setting the seconds, and the
 ratios `kept / default` (below 1: keeping freed memory is faster).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -26,10 +27,12 @@ import time
 import torch
 
 from benchmarks.peers import MUSDB_STEMS, SAMPLE_RATE
+from benchmarks.separation_speed import measure_speed, quality_builders
 from modeling_tfswa.allocator import keep_freed_memory
-from modeling_tfswa.separation import apply_model
 
 SETTINGS = ("default", "kept")
+#: What each child process reports, per setting.
+MEASURES = ("step_cpu_s", "separation_cpu_s_per_s")
 
 
 def measure(name: str, setting: str, args: argparse.Namespace) -> dict:
@@ -52,18 +55,13 @@ def measure(name: str, setting: str, args: argparse.Namespace) -> dict:
         optimizer.step()
         optimizer.zero_grad()
         steps.append(time.process_time() - start)
-    model.eval()
-    song = 0.1 * torch.randn(2, int(args.seconds * SAMPLE_RATE))
-    separation = []
-    with torch.inference_mode():
-        for _ in range(args.rounds):
-            start = time.process_time()
-            apply_model(model, song)
-            separation.append(time.process_time() - start)
+    # Separation through the separation-speed benchmark's loop (a fresh build, each model's own
+    # segment and the default batch, best of `--rounds` after a warm-up).
+    speed = measure_speed(args.seconds, args.rounds, args.threads, quality_builders([name]), {})
     return {
         "kept": kept,
-        "step_cpu_s": round(sorted(steps[1:])[len(steps[1:]) // 2], 4),
-        "separation_cpu_s_per_s": round(min(separation) / args.seconds, 4),
+        "step_cpu_s": round(statistics.median(steps[1:]), 4),
+        "separation_cpu_s_per_s": round(speed[name]["cpu_seconds_per_minute"] / 60, 4),
     }
 
 
@@ -113,12 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, by_setting in runs.items():
         row = {}
         for setting, measured in by_setting.items():
-            row[setting] = {
-                key: min(m[key] for m in measured)
-                for key in ("step_cpu_s", "separation_cpu_s_per_s")
-            }
+            row[setting] = {key: min(m[key] for m in measured) for key in MEASURES}
         row["allocator_changed"] = all(m["kept"] for m in by_setting["kept"])
-        for key in ("step_cpu_s", "separation_cpu_s_per_s"):
+        for key in MEASURES:
             row[f"{key}_ratio"] = round(row["kept"][key] / row["default"][key], 3)
         results[name] = row
         print(
