@@ -111,10 +111,14 @@ _BANDS5 = [[16, 1], [32, 2], [128, 4], [512, 8], [1025, 16]]
 #: `_UNIFORM` with `_BANDS4` (2.83 vs 2.67 dB at 20 CPU-minutes and 2.70 vs 2.56 at 5, rendered plus
 #: generated songs): `tfswa-unet` until 2026-12-05.
 _NO_LOG_POWER = {**_UNIFORM, "frequency_bands": _BANDS4}
-#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_NO_LOG_POWER` with the log power
-#: input (20 CPU-minutes, seeds 42 / 7 / 123, 15 unseen tracks: mean +0.08 / +0.13 / +0.19 dB,
-#: median even / even / +0.15, real track +0.54 / +0.11 / +0.93; vocals 0.3-0.5 lower).
-_RECOMMENDED = {**_NO_LOG_POWER, "log_power_input": True}
+#: `_NO_LOG_POWER` with the log power input (20 CPU-minutes, seeds 42 / 7 / 123, 15 unseen tracks:
+#: mean +0.08 / +0.13 / +0.19 dB, median even / even / +0.15, real track +0.54 / +0.11 / +0.93;
+#: vocals 0.3-0.5 lower): `tfswa-unet` until 2026-12-05 (ninth session).
+_NO_CONV = {**_NO_LOG_POWER, "log_power_input": True}
+#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_NO_CONV` with the convolutional
+#: feed-forward (3 x 3 depthwise; 20 CPU-minutes, seeds 42 / 7, 15 unseen tracks: median +0.16 /
+#: +0.09 dB, mean +0.25 / +0.14, real track +0.21 / -0.23; docs/quality-log.md).
+_RECOMMENDED = {**_NO_CONV, "mlp_conv_kernel_size": 3}
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
     "dims": [16, 32, 64],
@@ -133,9 +137,11 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # which raised the mean over 15 unseen tracks by 0.24 / 0.24 dB at 20 CPU-minutes (seeds 42 /
     # 7) and 0.18 / 0.08 at 5 against `tfswa-unet-default-v2`.
     "tfswa-unet-default": {},
+    "tfswa-unet-default-conv3": {"mlp_conv_kernel_size": 3},
     "tfswa-unet-default-v2": _DEFAULT_V2,
     "tfswa-unet-default-v1": _DEFAULT_V1,
     "tfswa-unet": _RECOMMENDED,
+    "tfswa-unet-no-conv": _NO_CONV,
     "tfswa-unet-no-logpower": _NO_LOG_POWER,
     "tfswa-unet-uniform": _UNIFORM,
     "tfswa-unet-base": _BASE,
@@ -210,11 +216,11 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # `tfswa-unet` from the extra updates. Measured (2026-12-05, batch 2, seeds 42 / 7): 1805 / 1881
     # steps, median 2.93 / 2.80 against 2.94 / 3.07, mean over the 15 tracks 2.38 / 2.37 against
     # 2.51 / 2.55: lower; capacity still does not pay at this budget.
-    "tfswa-unet-logpower-wide": {**_RECOMMENDED, "dims": [32, 64], "num_heads": [2, 4]},
+    "tfswa-unet-logpower-wide": {**_NO_CONV, "dims": [32, 64], "num_heads": [2, 4]},
     # Shared capacity at a smaller cost in steps: `tfswa-unet` with a feed-forward twice as wide.
     # Measured (2026-12-05, batch 2, seed 42): 3210 steps, median 3.02 against 2.94, mean over the
     # 15 tracks 2.47 against 2.51, real track 5.50 against 5.36: within the seed noise, not adopted.
-    "tfswa-unet-mlp8": {**_RECOMMENDED, "mlp_ratio": 8.0},
+    "tfswa-unet-mlp8": {**_NO_CONV, "mlp_ratio": 8.0},
     # Equal size (4-6M parameters, as the peers): the default config's three changes one or two at a
     # time, and the default with one block per encoder stage but the deep two (4.2M parameters,
     # about twice the default's steps per CPU-minute).

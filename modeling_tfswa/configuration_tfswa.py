@@ -79,6 +79,14 @@ class TFSWAConfig(PretrainedConfig):
             encoder stage `i`.
         mlp_ratio (`float`, *optional*, defaults to 4.0):
             Width of the feed-forward layers relative to the token width.
+        mlp_conv_kernel_size (`int`, *optional*, defaults to 0):
+            With an odd size `k > 0`, a convolutional feed-forward: a depthwise `k × k` (time ×
+            frequency) convolution over the token grid, added as a residual to the first
+            projection's output before the activation (each hidden channel sees its `k × k`
+            neighbourhood of tokens; `k * k + 1` weights per hidden channel). The same weights
+            at every frequency, as the attention's. 0: the plain token-wise feed-forward of the
+            TFSWA papers. Not in the TFSWA papers; after the depthwise convolutions in the
+            feed-forward of Uformer's LeFF and SegFormer's Mix-FFN (README "Architecture").
         qkv_bias (`bool`, *optional*, defaults to `True`):
             Whether the query/key/value projections have a bias.
         hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
@@ -152,6 +160,7 @@ class TFSWAConfig(PretrainedConfig):
         window_size: list[int] | None = None,
         tf_attention_stages: list[bool] | None = None,
         mlp_ratio: float = 4.0,
+        mlp_conv_kernel_size: int = 0,
         qkv_bias: bool = True,
         hidden_dropout_prob: float = 0.0,
         attention_probs_dropout_prob: float = 0.0,
@@ -195,6 +204,7 @@ class TFSWAConfig(PretrainedConfig):
             else [i >= len(self.depths) // 2 for i in range(len(self.depths))]
         )
         self.mlp_ratio = mlp_ratio
+        self.mlp_conv_kernel_size = mlp_conv_kernel_size
         self.qkv_bias = qkv_bias
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
@@ -345,6 +355,9 @@ class TFSWAConfig(PretrainedConfig):
             )
         if not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
             fail("mlp_ratio", f"must be positive, got {self.mlp_ratio!r}")
+        k = self.mlp_conv_kernel_size
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0 or (k and k % 2 == 0):
+            fail("mlp_conv_kernel_size", f"must be 0 (off) or an odd positive size, got {k!r}")
         for field in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
             value = getattr(self, field)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:

@@ -274,15 +274,24 @@ class TFSWAAxisAttention(nn.Module):
 
 
 class TFSWAMLP(nn.Module):
+    """The block's feed-forward: token-wise, or with `config.mlp_conv_kernel_size` a depthwise
+    convolution over the grid added to the hidden features before the activation."""
+
     def __init__(self, config: TFSWAConfig, dim: int):
         super().__init__()
         hidden = int(dim * config.mlp_ratio)
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        k = config.mlp_conv_kernel_size
+        self.conv = nn.Conv2d(hidden, hidden, k, padding=k // 2, groups=hidden) if k else None
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.fc2(self.dropout(F.gelu(self.fc1(tokens)))))
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        """`(batch, time, freq, dim)` -> `(batch, time, freq, dim)`."""
+        hidden = self.fc1(grid)
+        if self.conv is not None:
+            hidden = hidden + self.conv(hidden.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.dropout(self.fc2(self.dropout(F.gelu(hidden))))
 
 
 class TFSWABlock(GradientCheckpointingLayer):
@@ -291,7 +300,8 @@ class TFSWABlock(GradientCheckpointingLayer):
     1. (shifted) window attention over local time × frequency windows;
     2. if `tf_attention`: temporal attention along the whole time axis of each frequency row, then
        frequency attention along the whole frequency axis of each frame;
-    3. a feed-forward layer.
+    3. a feed-forward layer (token-wise, or with a depthwise convolution over the grid:
+       `mlp_conv_kernel_size`).
     """
 
     def __init__(

@@ -78,6 +78,9 @@ def test_derived_values_are_not_saved(tmp_path):
         ("tf_attention_stages", [True]),
         ("tf_attention_stages", [0, 0, 1, 1]),
         ("mlp_ratio", 0),
+        ("mlp_conv_kernel_size", 2),  # even: the grid would grow
+        ("mlp_conv_kernel_size", -3),
+        ("mlp_conv_kernel_size", 3.0),
         ("hidden_dropout_prob", 1.0),
         ("attention_probs_dropout_prob", -0.1),
         ("drop_path_rate", 1.5),

@@ -55,6 +55,7 @@ def test_example_frames_need_padding_at_every_stage():
         {"frequency_bands": [[16, 2], [64, 4], [130, 8]]},
         {"mixture_consistency": False},
         {"log_power_input": True},
+        {"mlp_conv_kernel_size": 3},
     ],
 )
 def test_torchscript_export_runs_the_whole_model(tmp_path, layout):
@@ -84,13 +85,16 @@ def test_failed_verification_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("log_power_input", [False, True])
-def test_onnx_export_of_the_mask_estimator_matches_onnxruntime(tmp_path, log_power_input):
+@pytest.mark.parametrize(
+    "layout",
+    [{"log_power_input": False}, {"log_power_input": True, "mlp_conv_kernel_size": 3}],
+)
+def test_onnx_export_of_the_mask_estimator_matches_onnxruntime(tmp_path, layout):
     onnx = pytest.importorskip("onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     # one block per stage: the exporter's cost grows with the blocks
-    model = random_model(seed=1, depths=[1, 1], log_power_input=log_power_input)
+    model = random_model(seed=1, depths=[1, 1], **layout)
     path = tmp_path / "estimator.onnx"
     result = export_model(model, "onnx", path, seconds=0.2)
     assert result.max_abs_diff < 1e-5 and result.max_abs_output > 0.01

@@ -427,9 +427,30 @@ def test_gradients_equal_with_and_without_checkpointing():
         torch.testing.assert_close(checkpointed[name], grad, msg=name)
 
 
+# --- the feed-forward ----------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", [0, 3, 5])
+def test_the_feed_forward_sees_its_convolution_neighbourhood_only(kernel):
+    """A change at one token moves the feed-forward's output at that token alone (token-wise), or
+    at the `kernel x kernel` tokens around it (depthwise convolution), clipped at the grid's edge."""
+    torch.manual_seed(0)
+    model = randomize(TFSWAUNet(make_tiny_config(mlp_conv_kernel_size=kernel))).eval()
+    mlp = model.mask_estimator.encoder[0].blocks[0].mlp
+    assert (mlp.conv is None) == (kernel == 0)
+    grid = torch.randn(1, 9, 7, 8)
+    changed = grid.clone()
+    changed[0, 4, 0] += 1.0  # a token on the lowest frequency row
+    with torch.no_grad():
+        moved = (mlp(changed) - mlp(grid)).abs().amax(-1)[0] > 0
+    reach = kernel // 2
+    expected = torch.zeros(9, 7, dtype=torch.bool)
+    expected[4 - reach : 4 + reach + 1, : reach + 1] = True
+    assert torch.equal(moved, expected)
+
+
 # --- saving and loading -------------------------------------------------------------------------
-def test_save_and_load_registered_gives_identical_outputs(tmp_path):
-    model = randomize(TFSWAUNet(make_tiny_config())).eval()
+@pytest.mark.parametrize("layout", [{}, {"mlp_conv_kernel_size": 3}])
+def test_save_and_load_registered_gives_identical_outputs(tmp_path, layout):
+    model = randomize(TFSWAUNet(make_tiny_config(**layout))).eval()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
     for code in ("modeling_tfswa.py", "configuration_tfswa.py", "spectral.py"):
