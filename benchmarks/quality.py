@@ -25,9 +25,10 @@ any MUSDB18 / MUSDB18-HQ-layout tree, scored on its test split (every track when
 `../shared/data/musdb18-sample` (one real MUSDB18 track) when present. Tables give the median over
 all test tracks and, separately, per test tree.
 
-Models: `tfswa-unet` (the recommended variant for this budget), `tfswa-unet-default` (the default
-config), further `tfswa-unet-*` variants of [`TFSWA_VARIANTS`] on request, and the peers of
-`benchmarks.peers` (a peer whose package is missing is skipped with a message).
+Models: `tfswa-unet` (the recommended variant for 20 CPU-minutes and more; `tfswa-unet-no-conv` for
+5), `tfswa-unet-default` (the default config), further `tfswa-unet-*` variants of
+[`TFSWA_VARIANTS`] on request, and the peers of `benchmarks.peers` (a peer whose package is
+missing is skipped with a message).
 
 Writes `OUT/quality.md`, `OUT/quality.json`, `OUT/quality.png` (validation SDR against training
 time) and each model's run under `OUT/runs/`; the last stdout line is one JSON object.
@@ -115,9 +116,10 @@ _NO_LOG_POWER = {**_UNIFORM, "frequency_bands": _BANDS4}
 #: mean +0.08 / +0.13 / +0.19 dB, median even / even / +0.15, real track +0.54 / +0.11 / +0.93;
 #: vocals 0.3-0.5 lower): `tfswa-unet` until 2026-12-05 (ninth session).
 _NO_CONV = {**_NO_LOG_POWER, "log_power_input": True}
-#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_NO_CONV` with the convolutional
-#: feed-forward (3 x 3 depthwise; 20 CPU-minutes, seeds 42 / 7, 15 unseen tracks: median +0.16 /
-#: +0.09 dB, mean +0.25 / +0.14, real track +0.21 / -0.23; docs/quality-log.md).
+#: `tfswa-unet`, the recommendation for a CPU budget of 20 minutes and more: `_NO_CONV` with the
+#: convolutional feed-forward (3 x 3 depthwise; 20 CPU-minutes, seeds 42 / 7, 15 unseen tracks:
+#: median +0.16 / +0.09 dB, mean +0.25 / +0.14, real track +0.21 / -0.23; at 5 CPU-minutes median
+#: +0.06 / -0.34, mean -0.03 / -0.27, so `tfswa-unet-no-conv` for 5; docs/quality-log.md).
 _RECOMMENDED = {**_NO_CONV, "mlp_conv_kernel_size": 3}
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
@@ -128,8 +130,8 @@ _THREE_STAGES = {
     "tf_attention_stages": [False, True, True],
 }
 #: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
-#: `tfswa-unet` is the recommendation for a CPU budget of minutes; the others are the experiments
-#: of the README's variant table.
+#: `tfswa-unet` is the recommendation for a CPU budget of 20 minutes and more, `tfswa-unet-no-conv`
+#: for 5; the others are the experiments of the README's variant table.
 TFSWA_VARIANTS: dict[str, dict] = {
     # The default config: since 2026-12 with the four frequency bands, mixture consistency and no
     # stochastic depth, which led `tfswa-unet-default-v1` by 0.28 / 0.62 dB at 5 CPU-minutes
