@@ -117,9 +117,10 @@ _NO_LOG_POWER = {**_UNIFORM, "frequency_bands": _BANDS4}
 #: vocals 0.3-0.5 lower): `tfswa-unet` until 2026-12-05 (ninth session).
 _NO_CONV = {**_NO_LOG_POWER, "log_power_input": True}
 #: `tfswa-unet`, the recommendation for a CPU budget of 20 minutes and more: `_NO_CONV` with the
-#: convolutional feed-forward (3 x 3 depthwise; 20 CPU-minutes, seeds 42 / 7, 15 unseen tracks:
-#: median +0.16 / +0.09 dB, mean +0.25 / +0.14, real track +0.21 / -0.23; at 5 CPU-minutes median
-#: +0.06 / -0.34, mean -0.03 / -0.27, so `tfswa-unet-no-conv` for 5; docs/quality-log.md).
+#: convolutional feed-forward (3 x 3 depthwise; 20 CPU-minutes, seeds 42 / 7 / 123, 15 unseen
+#: tracks: median +0.16 / +0.09 / +0.02 dB, mean +0.25 / +0.14 / +0.05, real track +0.21 / -0.23 /
+#: -0.34; at 5 CPU-minutes, seeds 42 / 7: median +0.06 / -0.34, mean -0.03 / -0.27, so
+#: `tfswa-unet-no-conv` for 5; docs/quality-log.md).
 _RECOMMENDED = {**_NO_CONV, "mlp_conv_kernel_size": 3}
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
