@@ -79,7 +79,7 @@ class TFSWAConfig(PretrainedConfig):
             encoder stage `i`.
         mlp_ratio (`float`, *optional*, defaults to 4.0):
             Width of the feed-forward layers relative to the token width.
-        mlp_conv_kernel_size (`int`, *optional*, defaults to 0):
+        mlp_conv_kernel_size (`int`, *optional*, defaults to 3):
             With an odd size `k > 0`, a convolutional feed-forward: a depthwise `k × k` (time ×
             frequency) convolution over the token grid, added as a residual to the first
             projection's output before the activation (each hidden channel sees its `k × k`
@@ -87,6 +87,8 @@ class TFSWAConfig(PretrainedConfig):
             at every frequency, as the attention's. 0: the plain token-wise feed-forward of the
             TFSWA papers. Not in the TFSWA papers; after the depthwise convolutions in the
             feed-forward of Uformer's LeFF and SegFormer's Mix-FFN (README "Architecture").
+            Added on 2026-12-05 and the default since 2026-12-06 (README "Quality"); a saved
+            config without the key (older than the option) loads with 0, as it was trained.
         qkv_bias (`bool`, *optional*, defaults to `True`):
             Whether the query/key/value projections have a bias.
         hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
@@ -160,7 +162,7 @@ class TFSWAConfig(PretrainedConfig):
         window_size: list[int] | None = None,
         tf_attention_stages: list[bool] | None = None,
         mlp_ratio: float = 4.0,
-        mlp_conv_kernel_size: int = 0,
+        mlp_conv_kernel_size: int = 3,
         qkv_bias: bool = True,
         hidden_dropout_prob: float = 0.0,
         attention_probs_dropout_prob: float = 0.0,
@@ -230,7 +232,7 @@ class TFSWAConfig(PretrainedConfig):
 
     #: Values for keys that a saved config may lack because it is older than the key, where the
     #: default has changed since: the value the saved model was trained with.
-    _VALUES_BEFORE_THE_KEY = {"log_power_input": False}
+    _VALUES_BEFORE_THE_KEY = {"log_power_input": False, "mlp_conv_kernel_size": 0}
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):

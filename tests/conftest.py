@@ -48,6 +48,7 @@ def make_tiny_config(stems=("vocals", "accompaniment"), **overrides) -> TFSWACon
         mixture_consistency=False,
         drop_path_rate=0.1,
         log_power_input=False,  # the default before 2026-12-05
+        mlp_conv_kernel_size=0,  # the default before 2026-12-06
     )
     kwargs.update(overrides)
     return TFSWAConfig(**kwargs)

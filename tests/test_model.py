@@ -230,6 +230,27 @@ def test_a_model_saved_before_the_log_power_input_loads_without_it(tmp_path):
     assert TFSWAConfig.from_pretrained(tmp_path / "new").log_power_input
 
 
+def test_a_model_saved_before_the_feed_forward_convolution_loads_without_it(tmp_path):
+    # The default is a 3 x 3 convolution since 2026-12-06; a config saved before the key existed
+    # was trained with the token-wise feed-forward and must not grow (randomly initialised) layers.
+    assert TFSWAConfig().mlp_conv_kernel_size == 3
+    model = randomize(TFSWAUNet(make_tiny_config(mlp_conv_kernel_size=0))).eval()
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["mlp_conv_kernel_size"]
+    config_file.write_text(json.dumps(saved))
+    mixture = torch.randn(1, 2, 3000)
+    for loaded in (TFSWAUNet.from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
+        assert loaded.config.mlp_conv_kernel_size == 0
+        assert not any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in loaded.modules())
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.eval()(mixture).waveforms, model(mixture).waveforms)
+    # a saved value wins over the fill-in
+    make_tiny_config(mlp_conv_kernel_size=3).save_pretrained(tmp_path / "new")
+    assert TFSWAConfig.from_pretrained(tmp_path / "new").mlp_conv_kernel_size == 3
+
+
 def test_mono_model_and_wrong_channels():
     model = TFSWAUNet(make_tiny_config(audio_channels=1)).eval()
     assert model(torch.randn(1, 1, 3000)).waveforms.shape == (1, 2, 1, 3000)
