@@ -204,51 +204,37 @@ def test_log_power_input_ignores_gain_and_fixed_equalisation(channels, tmp_path)
 
 
 def test_log_power_input_is_checked():
+    assert TFSWAConfig().num_input_features == 6  # real, imaginary and log power per channel
     with pytest.raises(ValueError, match="log_power_input"):
         make_tiny_config(log_power_input="bin")
 
 
-def test_a_model_saved_before_the_log_power_input_loads_without_it(tmp_path):
-    # The option's default is on since 2026-12-05; a config saved before the key existed holds no
-    # value for it and was trained without it.
-    assert TFSWAConfig().log_power_input and TFSWAConfig().num_input_features == 6
-    model = randomize(TFSWAUNet(make_tiny_config(log_power_input=False))).eval()
+@pytest.mark.parametrize(
+    "key, before, now",
+    [("log_power_input", False, True), ("mlp_conv_kernel_size", 0, 3)],
+)
+def test_a_model_saved_before_a_key_loads_as_it_was_trained(tmp_path, key, before, now):
+    # The log power input is a default since 2026-12-05, the feed-forward convolution since
+    # 2026-12-06; a config saved before the key existed holds no value for it and was trained
+    # without it: it must not grow (randomly initialised) layers or inputs.
+    assert getattr(TFSWAConfig(), key) == now
+    model = randomize(TFSWAUNet(make_tiny_config(**{key: before}))).eval()
     model.save_pretrained(tmp_path)
     config_file = tmp_path / "config.json"
     saved = json.loads(config_file.read_text())
-    del saved["log_power_input"]
+    del saved[key]
     config_file.write_text(json.dumps(saved))
     mixture = torch.randn(1, 2, 3000)
     for loaded in (TFSWAUNet.from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
-        assert loaded.config.log_power_input is False
+        assert getattr(loaded.config, key) == before
+        assert loaded.state_dict().keys() == model.state_dict().keys()
         with torch.no_grad():
             torch.testing.assert_close(loaded.eval()(mixture).waveforms, model(mixture).waveforms)
-    assert AutoConfig.from_pretrained(tmp_path).log_power_input is False
+    assert getattr(AutoConfig.from_pretrained(tmp_path), key) == before
     # a saved value and an explicit override win over the fill-in
-    assert TFSWAConfig.from_pretrained(tmp_path, log_power_input=True).log_power_input
-    make_tiny_config(log_power_input=True).save_pretrained(tmp_path / "new")
-    assert TFSWAConfig.from_pretrained(tmp_path / "new").log_power_input
-
-
-def test_a_model_saved_before_the_feed_forward_convolution_loads_without_it(tmp_path):
-    # The default is a 3 x 3 convolution since 2026-12-06; a config saved before the key existed
-    # was trained with the token-wise feed-forward and must not grow (randomly initialised) layers.
-    assert TFSWAConfig().mlp_conv_kernel_size == 3
-    model = randomize(TFSWAUNet(make_tiny_config(mlp_conv_kernel_size=0))).eval()
-    model.save_pretrained(tmp_path)
-    config_file = tmp_path / "config.json"
-    saved = json.loads(config_file.read_text())
-    del saved["mlp_conv_kernel_size"]
-    config_file.write_text(json.dumps(saved))
-    mixture = torch.randn(1, 2, 3000)
-    for loaded in (TFSWAUNet.from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
-        assert loaded.config.mlp_conv_kernel_size == 0
-        assert not any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in loaded.modules())
-        with torch.no_grad():
-            torch.testing.assert_close(loaded.eval()(mixture).waveforms, model(mixture).waveforms)
-    # a saved value wins over the fill-in
-    make_tiny_config(mlp_conv_kernel_size=3).save_pretrained(tmp_path / "new")
-    assert TFSWAConfig.from_pretrained(tmp_path / "new").mlp_conv_kernel_size == 3
+    assert getattr(TFSWAConfig.from_pretrained(tmp_path, **{key: now}), key) == now
+    make_tiny_config(**{key: now}).save_pretrained(tmp_path / "new")
+    assert getattr(TFSWAConfig.from_pretrained(tmp_path / "new"), key) == now
 
 
 def test_mono_model_and_wrong_channels():
