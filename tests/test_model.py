@@ -226,11 +226,13 @@ def test_a_model_saved_before_a_key_loads_as_it_was_trained(tmp_path, key, befor
     config_file.write_text(json.dumps(saved))
     mixture = torch.randn(1, 2, 3000)
     for loaded in (TFSWAUNet.from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
-        assert getattr(loaded.config, key) == before
+        value = getattr(loaded.config, key)
+        assert value == before and type(value) is type(before), value
         assert loaded.state_dict().keys() == model.state_dict().keys()
         with torch.no_grad():
             torch.testing.assert_close(loaded.eval()(mixture).waveforms, model(mixture).waveforms)
-    assert getattr(AutoConfig.from_pretrained(tmp_path), key) == before
+    value = getattr(AutoConfig.from_pretrained(tmp_path), key)
+    assert value == before and type(value) is type(before), value
     # a saved value and an explicit override win over the fill-in
     assert getattr(TFSWAConfig.from_pretrained(tmp_path, **{key: now}), key) == now
     make_tiny_config(**{key: now}).save_pretrained(tmp_path / "new")
