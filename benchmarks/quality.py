@@ -68,19 +68,19 @@ from modeling_tfswa.separation import Separator, apply_model
 from modeling_tfswa.training.config import load_config, parse_value
 from modeling_tfswa.training.trainer import train
 
-#: The default config before 2026-12 (`TFSWAConfig`'s defaults then).
+#: Earlier default configs, each the next newer one with what changed since undone (so a new
+#: default change is one entry here). From 2026-12-05 until the convolutional feed-forward became
+#: a default (2026-12-06):
+_DEFAULT_V3 = {"mlp_conv_kernel_size": 0}
+#: From 2026-12 until the log power input became a default (2026-12-05).
+_DEFAULT_V2 = {**_DEFAULT_V3, "log_power_input": False}
+#: Before 2026-12 (`TFSWAConfig`'s defaults then).
 _DEFAULT_V1 = {
+    **_DEFAULT_V2,
     "frequency_bands": None,
     "mixture_consistency": False,
     "drop_path_rate": 0.1,
-    "log_power_input": False,
-    "mlp_conv_kernel_size": 0,
 }
-#: The default config from 2026-12 until the log power input became a default (2026-12-05).
-_DEFAULT_V2 = {"log_power_input": False, "mlp_conv_kernel_size": 0}
-#: The default config from 2026-12-05 until the convolutional feed-forward became a default
-#: (2026-12-06).
-_DEFAULT_V3 = {"mlp_conv_kernel_size": 0}
 #: The quickstart's STFT and size (`tfswa-unet` before the benchmark), over the default config of
 #: its time: the experiments below change one thing each against it.
 _SMALL = {
