@@ -5,12 +5,14 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import make_tiny_config
 from transformers import AutoConfig, AutoModel
 
 from modeling_tfswa import TFSWAConfig, TFSWAUNet
 from modeling_tfswa import spectral as spectral_module
 from modeling_tfswa.modeling_tfswa import (
+    TFSWAAttention,
     pad_grid,
     window_attention_mask,
     window_partition,
@@ -344,12 +346,12 @@ def test_window_partition_roundtrip_on_padded_grid():
 
 def test_shift_and_padding_mask():
     mask = window_attention_mask((8, 8), (7, 8), (4, 4), (2, 2), torch.device("cpu"))
-    assert mask.shape == (4, 16, 16)
-    assert (mask.diagonal(dim1=1, dim2=2) == 0).all()  # every token sees itself
-    assert (mask[0] == 0).all()  # the first window holds one region and no padding
-    assert (mask[3] < 0).any()  # the last window mixes shifted regions and padding
+    assert mask.shape == (4, 16, 16) and mask.dtype == torch.bool
+    assert not mask.diagonal(dim1=1, dim2=2).any()  # every token sees itself
+    assert not mask[0].any()  # the first window holds one region and no padding
+    assert mask[3].any()  # the last window mixes shifted regions and padding
     unmasked = window_attention_mask((8, 8), (8, 8), (4, 4), (0, 0), torch.device("cpu"))
-    assert unmasked.shape == (4, 16, 16) and (unmasked == 0).all()
+    assert unmasked.shape == (4, 16, 16) and not unmasked.any()
 
 
 def test_padding_is_invisible_to_valid_tokens():
@@ -402,17 +404,38 @@ def naive_window_attention(module, grid):
     return out
 
 
+@pytest.mark.parametrize("grad", [False, True])  # torch's SDPA; the explicit training path
 @pytest.mark.parametrize("block_index", [0, 1])  # unshifted, shifted
-def test_window_attention_matches_naive_reference_on_odd_grid(block_index):
+def test_window_attention_matches_naive_reference_on_odd_grid(block_index, grad):
     torch.manual_seed(0)
     model = randomize(TFSWAUNet(make_tiny_config())).eval()
     module = model.mask_estimator.encoder[0].blocks[block_index].window_attention
     assert module.shift == ((2, 2) if block_index else (0, 0))
     grid = torch.randn(1, 9, 7, 8)  # not a multiple of the 4 x 4 window
+    with torch.set_grad_enabled(grad):
+        out = module(grid)[0]
     with torch.no_grad():
-        torch.testing.assert_close(
-            module(grid)[0], naive_window_attention(module, grid), atol=1e-5, rtol=1e-5
-        )
+        torch.testing.assert_close(out, naive_window_attention(module, grid), atol=1e-5, rtol=1e-5)
+
+
+def test_explicit_attention_matches_sdpa_values_and_gradients():
+    """The CPU training path of the biased attention is SDPA's maths: same output, same
+    gradients for queries, keys, values and the bias (with fully masked pairs)."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 6, 16, 4, dtype=torch.float64) for _ in range(3))
+    bias = torch.randn(1, 6, 16, 16, dtype=torch.float64)
+    bias[:, :, :3, 8:] = -1e4
+    results = []
+    for attend in (
+        lambda *x: F.scaled_dot_product_attention(*x[:3], attn_mask=x[3]),
+        lambda *x: TFSWAAttention.explicit_attention(*x, dropout=0.0),
+    ):
+        inputs = [x.clone().requires_grad_() for x in (q, k, v, bias)]
+        out = attend(*inputs)
+        out.backward(torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out))
+        results.append([out, *(x.grad for x in inputs)])
+    for sdpa, explicit in zip(*results):
+        torch.testing.assert_close(explicit, sdpa)
 
 
 # --- gradient checkpointing ---------------------------------------------------------------------
