@@ -25,8 +25,8 @@ any MUSDB18 / MUSDB18-HQ-layout tree, scored on its test split (every track when
 `../shared/data/musdb18-sample` (one real MUSDB18 track) when present. Tables give the median over
 all test tracks and, separately, per test tree.
 
-Models: `tfswa-unet` (the recommended variant for 20 CPU-minutes and more; `tfswa-unet-no-conv` for
-5), `tfswa-unet-default` (the default config), further `tfswa-unet-*` variants of
+Models: `tfswa-unet` (the recommended variant for a CPU budget of minutes, 5 or 20),
+`tfswa-unet-default` (the default config), further `tfswa-unet-*` variants of
 [`TFSWA_VARIANTS`] on request, and the peers of `benchmarks.peers` (a peer whose package is
 missing is skipped with a message).
 
@@ -120,12 +120,18 @@ _NO_LOG_POWER = {**_UNIFORM, "frequency_bands": _BANDS4}
 #: mean +0.08 / +0.13 / +0.19 dB, median even / even / +0.15, real track +0.54 / +0.11 / +0.93;
 #: vocals 0.3-0.5 lower): `tfswa-unet` until 2026-12-05 (ninth session).
 _NO_CONV = {**_NO_LOG_POWER, "log_power_input": True}
-#: `tfswa-unet`, the recommendation for a CPU budget of 20 minutes and more: `_NO_CONV` with the
-#: convolutional feed-forward (3 x 3 depthwise; 20 CPU-minutes, seeds 42 / 7 / 123, 15 unseen
-#: tracks: median +0.16 / +0.09 / +0.02 dB, mean +0.25 / +0.14 / +0.05, real track +0.21 / -0.23 /
-#: -0.34; at 5 CPU-minutes, seeds 42 / 7: median +0.06 / -0.34, mean -0.03 / -0.27, so
-#: `tfswa-unet-no-conv` for 5; docs/quality-log.md).
-_RECOMMENDED = {**_NO_CONV, "mlp_conv_kernel_size": 3}
+#: `_NO_CONV` with the convolutional feed-forward (3 x 3 depthwise; 20 CPU-minutes, seeds 42 / 7 /
+#: 123, 15 unseen tracks: median +0.16 / +0.09 / +0.02 dB, mean +0.25 / +0.14 / +0.05, real track
+#: +0.21 / -0.23 / -0.34; at 5 CPU-minutes, seeds 42 / 7: median +0.06 / -0.34, mean -0.03 /
+#: -0.27; docs/quality-log.md): `tfswa-unet` until 2026-12-06 (thirteenth session).
+_HOP512 = {**_NO_CONV, "mlp_conv_kernel_size": 3}
+#: `tfswa-unet`, the recommendation for a CPU budget of minutes: `_HOP512` with hop 1024 (frames
+#: overlapping by half: half the frames, so about twice the steps per CPU-minute and half the
+#: separation time). 20 CPU-minutes, seeds 42 / 7, 15 unseen tracks: median +0.05 / +0.25 dB, mean
+#: +0.13 / +0.26, real track -0.05 / 0.00 (vocals +0.6 to +0.9, drums -0.3 to -0.6);
+#: docs/quality-log.md, thirteenth session. `configs/cpu-4stems.yaml` (8000 steps, a decaying
+#: learning rate) keeps `_HOP512`: a run of it at hop 1024 scored below its hop-512 run.
+_RECOMMENDED = {**_HOP512, "hop_length": 1024}
 #: A third U-Net stage (dims 16/32/64, temporal and frequency attention in the two coarse stages).
 _THREE_STAGES = {
     "dims": [16, 32, 64],
@@ -135,8 +141,8 @@ _THREE_STAGES = {
     "tf_attention_stages": [False, True, True],
 }
 #: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
-#: `tfswa-unet` is the recommendation for a CPU budget of 20 minutes and more, `tfswa-unet-no-conv`
-#: for 5; the others are the experiments of the README's variant table.
+#: `tfswa-unet` is the recommendation for a CPU budget of minutes (5 or 20); the others are the
+#: experiments of the README's variant table.
 TFSWA_VARIANTS: dict[str, dict] = {
     # The default config: since 2026-12 with the four frequency bands, mixture consistency and no
     # stochastic depth, which led `tfswa-unet-default-v1` by 0.28 / 0.62 dB at 5 CPU-minutes
@@ -150,6 +156,7 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-default-v2": _DEFAULT_V2,
     "tfswa-unet-default-v1": _DEFAULT_V1,
     "tfswa-unet": _RECOMMENDED,
+    "tfswa-unet-hop512": _HOP512,
     "tfswa-unet-no-conv": _NO_CONV,
     "tfswa-unet-no-logpower": _NO_LOG_POWER,
     "tfswa-unet-uniform": _UNIFORM,
