@@ -18,7 +18,7 @@ from modeling_tfswa.modeling_tfswa import (
     window_partition,
     window_reverse,
 )
-from modeling_tfswa.spectral import SpectralTransform
+from modeling_tfswa.spectral import SpectralTransform, istft, stft
 
 ODD_LENGTH = 44100 + 123
 
@@ -267,6 +267,21 @@ def test_istft_in_chunks_equals_one_call(monkeypatch, chunk_bytes):
     )
     torch.testing.assert_close(spectral.istft(spec, 2500), expected.reshape(2, 5, 2500))
     assert spectral.istft(spec[:0], 2500).shape == (0, 5, 2500)
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(2048, 1024), (2048, 768), (2048, 512), (256, 64)])
+@pytest.mark.parametrize("extra", [-7, 0, 50])
+def test_istft_equals_torch_istft(n_fft, hop, extra):
+    """The written-out inverse (inverse FFT, window, overlap-add, envelope) gives what
+    `torch.istft` gives, also for a hop that does not divide the frame (768) and for a requested
+    length shorter or longer than the signal."""
+    spec = stft(torch.randn(2, 3, 5000), n_fft, hop) * (1 + torch.rand(2, 3, n_fft // 2 + 1, 1))
+    length = 5000 + extra
+    window = torch.hann_window(n_fft)
+    expected = torch.istft(
+        spec.reshape(6, *spec.shape[-2:]), n_fft, hop, window=window, center=True, length=length
+    )
+    torch.testing.assert_close(istft(spec, n_fft, hop, length), expected.reshape(2, 3, length))
 
 
 def test_identity_mask_through_the_model_reconstructs_the_mixture():
