@@ -1,4 +1,5 @@
-"""Own code vs libraries for two jobs: resampling at the edges, and pitch/tempo augmentation.
+"""Own code vs libraries for three jobs: resampling at the edges, pitch/tempo augmentation, and
+the inverse STFT.
 
     python benchmarks/library_choices.py [--rounds 3] [--seconds 30]
 
@@ -30,6 +31,11 @@ semitones at tempo 1.1 and -2 semitones at tempo 0.9, output cut or padded to th
 - speed: seconds of compute per minute of audio for one training example of 4 stereo stems (8
   channels) of 6 s, best of `--rounds`.
 
+Inverse STFT (`modeling_tfswa.spectral.istft`: inverse FFT, window, overlap-add by padded pieces,
+envelope; chunks of signals on the CPU) vs `torch.istft` (one call), for the separated stems of
+one 6-s segment (4 stems x 2 channels) at n_fft 2048 with hops 1024 and 512: the largest absolute
+difference between the two, and seconds of compute per minute of audio, best of `--rounds`.
+
 Requires `pip install soxr julius pedalboard` (not dependencies of the project). One torch thread.
 Prints one JSON object last.
 """
@@ -41,6 +47,7 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import julius
@@ -50,7 +57,7 @@ import soxr
 import torch
 
 from modeling_tfswa.audio import fit_length, resample
-from modeling_tfswa.spectral import stft
+from modeling_tfswa.spectral import istft, stft
 from modeling_tfswa.training.augment import pitch_tempo
 
 SAMPLE_RATE = 44100
@@ -290,6 +297,37 @@ def pitch_tempo_speed(rounds: int) -> dict:
     }
 
 
+ISTFT_CASES = [(2048, 1024), (2048, 512)]
+
+
+def inverse_stft(rounds: int) -> dict:
+    """Ours against `torch.istft` on the stems of one separated 6-s segment (8 signals)."""
+    length = 6 * SAMPLE_RATE
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((8, length)).astype(np.float32))
+    out = {}
+    for n_fft, hop in ISTFT_CASES:
+        spec = stft(x, n_fft, hop) * (1 + torch.rand(8, n_fft // 2 + 1, 1))  # not consistent
+        window = torch.hann_window(n_fft)
+        inverses = {
+            "ours": partial(istft, spec, n_fft, hop, length, window),
+            "torch.istft": partial(
+                torch.istft, spec, n_fft, hop, window=window, center=True, length=length
+            ),
+        }
+        difference = (inverses["ours"]() - inverses["torch.istft"]()).abs().max().item()
+        best = dict.fromkeys(inverses, math.inf)
+        for _ in range(rounds):
+            for name, fn in inverses.items():
+                cpu = time.process_time()
+                fn()
+                best[name] = min(best[name], (time.process_time() - cpu) * 60 / 6)
+        out[f"n_fft {n_fft} hop {hop}"] = {
+            "max_abs_difference": difference,
+            **{f"{name}_cpu_s_per_min": round(t, 4) for name, t in best.items()},
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -306,6 +344,7 @@ def main() -> None:
     summary["pitch_tempo_quality"] = {name: pitch_tempo_quality(name, music) for name in SHIFTERS}
     print(json.dumps(summary["pitch_tempo_quality"]), file=sys.stderr)
     summary["pitch_tempo_speed"] = pitch_tempo_speed(args.rounds)
+    summary["inverse_stft"] = inverse_stft(max(args.rounds, 5))
     print(json.dumps(summary))
 
 
