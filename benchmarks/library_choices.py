@@ -34,7 +34,8 @@ semitones at tempo 1.1 and -2 semitones at tempo 0.9, output cut or padded to th
 Inverse STFT (`modeling_tfswa.spectral.istft`: inverse FFT, window, overlap-add by padded pieces,
 envelope; chunks of signals on the CPU) vs `torch.istft` (one call), for the separated stems of
 one 6-s segment (4 stems x 2 channels) at n_fft 2048 with hops 1024 and 512: the largest absolute
-difference between the two, and seconds of compute per minute of audio, best of `--rounds`.
+difference between the two, and seconds of compute per minute of audio, best of `--rounds` (at
+least 5: one call takes milliseconds).
 
 Requires `pip install soxr julius pedalboard` (not dependencies of the project). One torch thread.
 Prints one JSON object last.
