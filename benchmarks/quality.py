@@ -142,11 +142,11 @@ _THREE_STAGES = {
 }
 #: TFSWA-UNet variants: `TFSWAConfig` keyword arguments over its defaults (stems come from --stems).
 #: `tfswa-unet` is the recommendation for a CPU budget of minutes (5 or 20); the others are the
-#: experiments of the README's variant table.
+#: experiments of the variant table in docs/quality-log.md.
 TFSWA_VARIANTS: dict[str, dict] = {
     # The default config: since 2026-12 with the four frequency bands, mixture consistency and no
     # stochastic depth, which led `tfswa-unet-default-v1` by 0.28 / 0.62 dB at 5 CPU-minutes
-    # (seeds 42 / 7) and 0.28 at 20 (README "Quality"); since 2026-12-05 with the log power input,
+    # (seeds 42 / 7) and 0.28 at 20 (docs/quality-log.md); since 2026-12-05 with the log power input,
     # which raised the mean over 15 unseen tracks by 0.24 / 0.24 dB at 20 CPU-minutes (seeds 42 /
     # 7) and 0.18 / 0.08 at 5 against `tfswa-unet-default-v2`; since 2026-12-06 with the
     # convolutional feed-forward (20 CPU-minutes, seeds 42 / 7, 15 unseen tracks: median +0.08 /
@@ -161,7 +161,8 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-no-logpower": _NO_LOG_POWER,
     "tfswa-unet-uniform": _UNIFORM,
     "tfswa-unet-base": _BASE,
-    # Experiments (README "Quality", variant table): one change each against `tfswa-unet-nfft1024`.
+    # Experiments (the variant table in docs/quality-log.md): one change each against
+    # `tfswa-unet-nfft1024`.
     "tfswa-unet-3stage": {**_SMALL, **_THREE_STAGES},
     "tfswa-unet-wide": {**_SMALL, "dims": [32, 64], "num_heads": [2, 4]},
     "tfswa-unet-nfft1024": _SMALL,
@@ -411,7 +412,7 @@ def sdr_fields(scores: dict, stems: list[str]) -> dict:
     """The report's SDR fields of one scored separator (fastSDR, dB): per stem and their mean over
     all test tracks (medians), and per test set its medians plus `track_mean`, the mean over its
     tracks (each averaged over the stems), which moves less between runs than a median over a
-    few tracks (README "Quality": the "rendered songs" column)."""
+    few tracks (docs/quality-log.md: the "rendered songs" column)."""
     fast = scores["all"]
     return {
         "sdr": {stem: round(fast[stem]["fastSDR"], 3) for stem in stems},

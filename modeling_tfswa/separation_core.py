@@ -344,11 +344,12 @@ def iter_separated(
     per-segment input statistics (TFSWA-UNet's per-bin instance normalisation; HTDemucs normalises
     each segment too): in the quality benchmark, the clamped grid raised `tfswa-unet`'s mean over the
     15 unseen tracks by +0.06 / +0.08 / +0.05 dB in three seeds, the real MUSDB18 sample even
-    (README "Quality"). Each prediction is weighted by [`blend_window`] and added to an
-    accumulator that spans only the segments in flight; once no remaining segment reaches a region,
-    that region is divided by the summed weights of all the segments (and shifts) covering it and
-    yielded. Every output sample is therefore the weighted average of all predictions covering it,
-    exactly, and a model that returns its input gives the input back.
+    (docs/quality-log.md, "Segments without padding"). Each prediction is weighted by
+    [`blend_window`] and added to an accumulator that spans only the segments in flight; once no
+    remaining segment reaches a region, that region is divided by the summed weights of all the
+    segments (and shifts) covering it and yielded. Every output sample is therefore the weighted
+    average of all predictions covering it, exactly, and a model that returns its input gives the
+    input back.
 
     The model runs in eval mode (its previous mode restored afterwards) under
     `torch.inference_mode`, on `device` (moved there if needed), under `torch.autocast` for a
