@@ -146,10 +146,10 @@ _THREE_STAGES = {
 TFSWA_VARIANTS: dict[str, dict] = {
     # The default config: since 2026-12 with the four frequency bands, mixture consistency and no
     # stochastic depth, which led `tfswa-unet-default-v1` by 0.28 / 0.62 dB at 5 CPU-minutes
-    # (seeds 42 / 7) and 0.28 at 20 (docs/quality-log.md); since 2026-12-05 with the log power input,
-    # which raised the mean over 15 unseen tracks by 0.24 / 0.24 dB at 20 CPU-minutes (seeds 42 /
-    # 7) and 0.18 / 0.08 at 5 against `tfswa-unet-default-v2`; since 2026-12-06 with the
-    # convolutional feed-forward (20 CPU-minutes, seeds 42 / 7, 15 unseen tracks: median +0.08 /
+    # (seeds 42 / 7) and 0.28 at 20 (docs/quality-log.md); since 2026-12-05 with the log power
+    # input, which raised the mean over 15 unseen tracks by 0.24 / 0.24 dB at 20 CPU-minutes
+    # (seeds 42 / 7) and 0.18 / 0.08 at 5 against `tfswa-unet-default-v2`; since 2026-12-06 with
+    # the convolutional feed-forward (20 CPU-minutes, seeds 42 / 7, 15 unseen tracks: median +0.08 /
     # +0.13, mean +0.08 / +0.16, real track -0.34 / +0.04 against `tfswa-unet-default-v3`).
     "tfswa-unet-default": {},
     "tfswa-unet-default-v3": _DEFAULT_V3,
@@ -703,7 +703,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument(
         "--batch-size", type=int, default=2,
         help="2 since 2026-12-05: better than 4 for every model measured (docs/quality-log.md, "
-        "'Segments without padding'); the README's earlier tables ran at 4",
+        "'Segments without padding'); the log's earlier tables ran at 4",
     )  # fmt: skip
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=50)
