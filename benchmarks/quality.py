@@ -166,8 +166,8 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # 5.30M parameters at 0.38 CPU s per training step (the default config: 1.06). At 5
     # CPU-minutes, seeds 42 / 7: median 2.81 / 2.90 and mean over the 15 tracks 2.17 / 2.17
     # against the default config's 2.43 / 2.39 and 1.86 / 1.88, ahead of every peer on every stem;
-    # at 20, seed 42: 2.85 / 2.42 against 2.75 / 2.33, behind Open-Unmix. A candidate for the
-    # default config, not yet adopted.
+    # at 20, seeds 42 / 7: 2.85 / 2.86 and 2.42 / 2.45 against 2.75 / 2.69 and 2.33 / 2.19, behind
+    # Open-Unmix. A candidate for the default config, not yet adopted (unmeasured at GPU length).
     "tfswa-unet-deep5": {
         **_RECOMMENDED,
         "dims": [16, 32, 64, 128, 256],
