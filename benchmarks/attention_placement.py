@@ -34,13 +34,13 @@ from modeling_tfswa.training.config import load_config
 from modeling_tfswa.training.trainer import train
 
 VARIANTS = {
-    "default (window everywhere, temporal+frequency in stages 3-4)": {},
-    "window attention only": {"tf_attention_stages": [False, False, False, False]},
+    "default (window everywhere, temporal+frequency in stages 2-5)": {},
+    "window attention only": {"tf_attention_stages": [False] * 5},
     "temporal+frequency in the bottleneck only": {
-        "tf_attention_stages": [False, False, False, True]
+        "tf_attention_stages": [False, False, False, False, True]
     },
-    "temporal+frequency in every stage": {"tf_attention_stages": [True, True, True, True]},
-    "default with 1x8 patches (2x the tokens)": {"patch_size": [1, 8]},
+    "temporal+frequency in every stage": {"tf_attention_stages": [True] * 5},
+    "default at hop 512 (2x the frames)": {"hop_length": 512},
 }
 
 

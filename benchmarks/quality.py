@@ -69,9 +69,19 @@ from modeling_tfswa.training.config import load_config, parse_value
 from modeling_tfswa.training.trainer import train
 
 #: Earlier default configs, each the next newer one with what changed since undone (so a new
-#: default change is one entry here). From 2026-12-05 until the convolutional feed-forward became
-#: a default (2026-12-06):
-_DEFAULT_V3 = {"mlp_conv_kernel_size": 0}
+#: default change is one entry here). Four stages at hop 512, until the five-stage design of
+#: `tfswa-unet-deep5` became the default (2026-12-06, sixteenth session):
+_DEFAULT_V4 = {
+    "hop_length": 512,
+    "patch_size": [2, 8],
+    "dims": [32, 64, 128, 256],
+    "depths": [2, 2, 6, 2],
+    "decoder_depths": [1, 1, 1],
+    "num_heads": [1, 2, 4, 8],
+    "tf_attention_stages": [False, False, True, True],
+}
+#: From 2026-12-05 until the convolutional feed-forward became a default (2026-12-06):
+_DEFAULT_V3 = {**_DEFAULT_V4, "mlp_conv_kernel_size": 0}
 #: From 2026-12 until the log power input became a default (2026-12-05).
 _DEFAULT_V2 = {**_DEFAULT_V3, "log_power_input": False}
 #: Before 2026-12 (`TFSWAConfig`'s defaults then).
@@ -150,8 +160,11 @@ TFSWA_VARIANTS: dict[str, dict] = {
     # input, which raised the mean over 15 unseen tracks by 0.24 / 0.24 dB at 20 CPU-minutes
     # (seeds 42 / 7) and 0.18 / 0.08 at 5 against `tfswa-unet-default-v2`; since 2026-12-06 with
     # the convolutional feed-forward (20 CPU-minutes, seeds 42 / 7, 15 unseen tracks: median +0.08 /
-    # +0.13, mean +0.08 / +0.16, real track -0.34 / +0.04 against `tfswa-unet-default-v3`).
+    # +0.13, mean +0.08 / +0.16, real track -0.34 / +0.04 against `tfswa-unet-default-v3`); since
+    # 2026-12-06 (sixteenth session) the five-stage design of `tfswa-unet-deep5`, which led
+    # `tfswa-unet-default-v4` at 5, 20 and 60 CPU-minutes (below and docs/quality-log.md).
     "tfswa-unet-default": {},
+    "tfswa-unet-default-v4": _DEFAULT_V4,
     "tfswa-unet-default-v3": _DEFAULT_V3,
     "tfswa-unet-default-v2": _DEFAULT_V2,
     "tfswa-unet-default-v1": _DEFAULT_V1,
@@ -163,11 +176,12 @@ TFSWA_VARIANTS: dict[str, dict] = {
     "tfswa-unet-base": _BASE,
     # Equal size by depth where tokens are few (fifteenth session, docs/quality-log.md):
     # `tfswa-unet` with three more stages at 1/16, 1/64 and 1/256 of its first stage's tokens,
-    # 5.30M parameters at 0.38 CPU s per training step (the default config: 1.06). At 5
+    # 5.30M parameters at 0.38 CPU s per training step (`tfswa-unet-default-v4`: 1.06). At 5
     # CPU-minutes, seeds 42 / 7: median 2.81 / 2.90 and mean over the 15 tracks 2.17 / 2.17
-    # against the default config's 2.43 / 2.39 and 1.86 / 1.88, ahead of every peer on every stem;
-    # at 20, seeds 42 / 7: 2.85 / 2.86 and 2.42 / 2.45 against 2.75 / 2.69 and 2.33 / 2.19, behind
-    # Open-Unmix. A candidate for the default config, not yet adopted (unmeasured at GPU length).
+    # against v4's 2.43 / 2.39 and 1.86 / 1.88, ahead of every peer on every stem; at 20, seeds 42
+    # / 7: 2.85 / 2.86 and 2.42 / 2.45 against 2.75 / 2.69 and 2.33 / 2.19, behind Open-Unmix; at
+    # 60 (seed 42): 3.17 and 2.90 against 3.05 and 2.74. The default config since 2026-12-06
+    # (sixteenth session; this entry keeps the name of the runs).
     "tfswa-unet-deep5": {
         **_RECOMMENDED,
         "dims": [16, 32, 64, 128, 256],

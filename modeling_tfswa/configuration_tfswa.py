@@ -42,13 +42,16 @@ class TFSWAConfig(PretrainedConfig):
             separation API, not by the model.
         n_fft (`int`, *optional*, defaults to 2048):
             STFT size; the spectrogram has `n_fft // 2 + 1` frequency bins.
-        hop_length (`int`, *optional*, defaults to 512):
+        hop_length (`int`, *optional*, defaults to `n_fft // 2`):
             STFT hop in samples; must be in `[1, n_fft // 2]` so that the inverse STFT is exact.
-        patch_size (`list[int]`, *optional*, defaults to `[2, 8]`):
-            Time × frequency size of the patches embedded as one token, so that attention runs on a grid
-            coarser than the STFT grid (at the defaults: 44 × 121 tokens per second of audio, the
-            frequency patches given by `frequency_bands`; `[1, 8]` doubles the token count and
-            roughly the cost). The final projection still predicts one mask value per STFT bin.
+            Without a value, `n_fft // 2` (frames overlapping by half: 1024 at the default
+            `n_fft`), stored as that number; since 2026-12-06, 512 before (README "Quality").
+        patch_size (`list[int]`, *optional*, defaults to `[1, 8]`):
+            Time × frequency size of the patches embedded as one token, so that attention can run on
+            a grid coarser than the STFT grid (at the defaults: one frame per token, 44 × 121 tokens
+            per second of audio, the frequency patches given by `frequency_bands`; `[2, 8]` at hop
+            512, the default before 2026-12-06, gives the same grid). The final projection still
+            predicts one mask value per STFT bin.
         frequency_bands (`list[list[int]]` or `None`, *optional*, defaults to `"default"`):
             Patches of different widths in frequency: `[[stop, width], ...]`, stops increasing, the
             last at least `n_fft // 2 + 1`: the bins from the previous band's stop (0 for the first)
@@ -59,24 +62,30 @@ class TFSWAConfig(PretrainedConfig):
             [128, 4], [512, 8], [1025, 16]]`, 121 tokens per frame instead of 129 with 8-bin
             patches), stored as that list. `None`: patches of `patch_size[1]` bins everywhere
             (with bands, `patch_size[1]` is not used; the default before 2026-12).
-        dims (`list[int]`, *optional*, defaults to `[32, 64, 128, 256]`):
+        dims (`list[int]`, *optional*, defaults to `[16, 32, 64, 128, 256]`):
             Token width of each U-Net stage; stage `i + 1` works on a grid halved in time and frequency.
-        depths (`list[int]`, *optional*, defaults to `[2, 2, 6, 2]`):
+            Narrow where the tokens are many and wide where they are few: most of the parameters
+            sit in the last stage, which sees 1/256 of the first stage's tokens, so a training
+            step costs about a third of the four-stage default's before 2026-12-06 (`[32, 64, 128,
+            256]`, depths `[2, 2, 6, 2]`; README "Quality").
+        depths (`list[int]`, *optional*, defaults to `[1, 1, 1, 1, 3]`):
             Number of TFSWA blocks in each encoder stage (the last stage is the bottleneck).
-        decoder_depths (`list[int]`, *optional*, defaults to `[1, 1, 1]`):
+        decoder_depths (`list[int]`, *optional*, defaults to `[1, 1, 1, 1]`):
             Number of TFSWA blocks in each decoder stage, from the finest (stage 0) to the coarsest
             below the bottleneck; one entry per stage but the last.
-        num_heads (`list[int]`, *optional*, defaults to `[1, 2, 4, 8]`):
+        num_heads (`list[int]`, *optional*, defaults to `[1, 2, 4, 8, 8]`):
             Attention heads of each stage; `dims[i]` must be divisible by `num_heads[i]`.
         window_size (`list[int]`, *optional*, defaults to `[8, 8]`):
             Time × frequency size of the attention windows of the shifted-window attention. Every other
             block shifts the windows by half a window.
-        tf_attention_stages (`list[bool]`, *optional*, defaults to `[False, False, True, True]`):
+        tf_attention_stages (`list[bool]`, *optional*, defaults to `[False, True, True, True, True]`):
             Per stage, whether its blocks add temporal attention (each frequency row attends along
             the whole time axis) and frequency attention (each frame attends along the whole
             frequency axis) to the windowed attention. They are cheap on the coarse grids of the deep
             stages and quadratic in the grid size on the fine ones; the decoder stage `i` follows
-            encoder stage `i`.
+            encoder stage `i`. Without a value: every stage but the first (before 2026-12-06, the
+            deeper half of the stages: `[False, False, True, True]` for the four-stage default
+            then; saved configs hold their list).
         mlp_ratio (`float`, *optional*, defaults to 4.0):
             Width of the feed-forward layers relative to the token width.
         mlp_conv_kernel_size (`int`, *optional*, defaults to 3):
@@ -153,7 +162,7 @@ class TFSWAConfig(PretrainedConfig):
         audio_channels: int = 2,
         sample_rate: int = 44100,
         n_fft: int = 2048,
-        hop_length: int = 512,
+        hop_length: int | None = None,
         patch_size: list[int] | None = None,
         dims: list[int] | None = None,
         depths: list[int] | None = None,
@@ -184,26 +193,28 @@ class TFSWAConfig(PretrainedConfig):
         self.audio_channels = audio_channels
         self.sample_rate = sample_rate
         self.n_fft = n_fft
+        if hop_length is None and isinstance(n_fft, int):
+            hop_length = n_fft // 2
         self.hop_length = hop_length
-        self.patch_size = list(patch_size) if patch_size is not None else [2, 8]
-        if frequency_bands == DEFAULT_BANDS:
+        self.patch_size = list(patch_size) if patch_size is not None else [1, 8]
+        if frequency_bands == DEFAULT_BANDS and isinstance(n_fft, int):  # else n_fft fails below
             frequency_bands = default_frequency_bands(n_fft)
         self.frequency_bands = (
             [list(band) for band in frequency_bands]
             if isinstance(frequency_bands, (list, tuple))
             else frequency_bands
         )
-        self.dims = list(dims) if dims is not None else [32, 64, 128, 256]
-        self.depths = list(depths) if depths is not None else [2, 2, 6, 2]
+        self.dims = list(dims) if dims is not None else [16, 32, 64, 128, 256]
+        self.depths = list(depths) if depths is not None else [1, 1, 1, 1, 3]
         self.decoder_depths = (
             list(decoder_depths) if decoder_depths is not None else [1] * (len(self.depths) - 1)
         )
-        self.num_heads = list(num_heads) if num_heads is not None else [1, 2, 4, 8]
+        self.num_heads = list(num_heads) if num_heads is not None else [1, 2, 4, 8, 8]
         self.window_size = list(window_size) if window_size is not None else [8, 8]
         self.tf_attention_stages = (
             list(tf_attention_stages)
             if tf_attention_stages is not None
-            else [i >= len(self.depths) // 2 for i in range(len(self.depths))]
+            else [i > 0 for i in range(len(self.depths))]
         )
         self.mlp_ratio = mlp_ratio
         self.mlp_conv_kernel_size = mlp_conv_kernel_size

@@ -36,6 +36,33 @@ def test_default_frequency_bands_follow_n_fft_and_are_saved_as_a_list(tmp_path):
         TFSWAConfig(frequency_bands="wide")
 
 
+def test_the_default_is_five_stages_and_a_folder_holds_every_argument(tmp_path):
+    config = TFSWAConfig()
+    assert (config.num_stages, config.hop_length, config.patch_size) == (5, 1024, [1, 8])
+    assert config.tf_attention_stages == [False, True, True, True, True]
+    assert config.decoder_depths == [1, 1, 1, 1]
+    # the hop follows n_fft (frames overlapping by half) unless given
+    assert (
+        TFSWAConfig(n_fft=1024).hop_length,
+        TFSWAConfig(n_fft=1024, hop_length=256).hop_length,
+    ) == (512, 256)
+    with pytest.raises(ValueError, match=r"TFSWAConfig\.n_fft"):
+        TFSWAConfig(n_fft="2048")
+    # without a value, temporal and frequency attention run in every stage but the first
+    assert TFSWAConfig(
+        dims=[8, 16, 32], depths=[1, 1, 1], num_heads=[1, 1, 1]
+    ).tf_attention_stages == [
+        False,
+        True,
+        True,
+    ]
+    # Every argument is saved, defaults included, so a model saved under an earlier default (four
+    # stages at hop 512 until 2026-12-06) loads as it was trained after the defaults change.
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert TFSWAConfig.argument_names() <= saved.keys()
+
+
 def test_derived_values_are_not_saved(tmp_path):
     TFSWAConfig(stems=["a", "b", "c"]).save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())

@@ -280,6 +280,25 @@ def test_the_cpu_recipe_trains_the_hop512_variant():
     assert shipped == variant.to_dict()
 
 
+@pytest.mark.parametrize("recipe", ["musdb18hq-4stems.yaml", "musdb18hq-2stems.yaml"])
+def test_the_gpu_recipes_train_the_four_stage_default_of_before(recipe):
+    """The GPU recipes keep the four-stage design (`tfswa-unet-default-v4`): it learned more per
+    step than the five-stage default, and their budget is steps (docs/quality-log.md, sixteenth
+    session)."""
+    from pathlib import Path
+
+    import yaml
+
+    from modeling_tfswa import TFSWAConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / recipe
+    model = yaml.safe_load(path.read_text())["model"]
+    shipped = TFSWAConfig(**model).to_dict()
+    variant = TFSWAConfig(stems=model["stems"], **quality.TFSWA_VARIANTS["tfswa-unet-default-v4"])
+    assert shipped == variant.to_dict()
+    assert TFSWAConfig().to_dict() != variant.to_dict()
+
+
 def test_pool_workers_end_when_the_benchmark_is_killed(tmp_path):
     import os
     import signal

@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("oracles")
     group.add_argument("--stems", nargs="+", default=None, help="oracle stems (default 4 stems)")
     group.add_argument("--n-fft", type=int, default=None, help="oracle STFT size (default 2048)")
-    group.add_argument("--hop-length", type=int, default=None, help="oracle hop (default 512)")
+    group.add_argument(
+        "--hop-length",
+        type=int,
+        default=None,
+        help="oracle hop (default: n_fft // 2, as TFSWAConfig's)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--force",

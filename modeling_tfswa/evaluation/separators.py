@@ -81,17 +81,18 @@ def load_separator(
     Args:
         name_or_path (`str`): `"irm"`, `"irm2"`, `"ibm"`, a local model folder or a Hub id.
         stems (`Sequence[str]`, *optional*): oracle stems (defaults to `TFSWAConfig`'s 4 stems).
-        n_fft / hop_length (`int`, *optional*): oracle STFT (defaults to `TFSWAConfig`'s).
+        n_fft / hop_length (`int`, *optional*): oracle STFT (defaults to `TFSWAConfig`'s: n_fft
+            2048, hop `n_fft // 2`).
         separation_options: [`Separator`] options (segment_seconds, overlap, shifts, batch_size,
             device, dtype).
     """
     if name_or_path in ORACLE_MASKS:
-        defaults = TFSWAConfig()
+        defaults = TFSWAConfig(**({"n_fft": n_fft} if n_fft else {}))
         return OracleSeparator(
             kind=name_or_path,
             stems=list(stems) if stems else list(defaults.stems),
             sample_rate=defaults.sample_rate,
-            n_fft=n_fft or defaults.n_fft,
+            n_fft=defaults.n_fft,
             hop_length=hop_length or defaults.hop_length,
         )
     if stems or n_fft or hop_length:
