@@ -160,17 +160,18 @@ def istft(
     signals = spectrogram.reshape(-1, *spectrogram.shape[-2:])
     # The time-domain frames of a batch of separated segments (4 stems x 2 channels x a few
     # segments) spill out of the CPU's cache: chunks of ISTFT_CHUNK_BYTES of frames keep them in
-    # (8 signals of 6 s at hop 1024: 9-11 ms in chunks of 1-4 signals, 14 ms in one).
-    chunk = len(signals)
-    if spectrogram.device.type == "cpu":
-        chunk = max(1, ISTFT_CHUNK_BYTES // (4 * n_fft * spectrogram.shape[-1]))
+    # (8 signals of 6 s at hop 1024: 9-11 ms in chunks of 1-4 signals, 14 ms in one). Not while
+    # tracing: a traced graph would keep the example's number of chunks and fail on other shapes.
+    parts = [signals]
+    if spectrogram.device.type == "cpu" and not torch.jit.is_tracing():
+        parts = signals.split(max(1, ISTFT_CHUNK_BYTES // (4 * n_fft * spectrogram.shape[-1])))
     with torch.autocast(device_type=spectrogram.device.type, enabled=False):
         waves = [
             overlap_add(
                 torch.fft.irfft(part.to(torch.complex64).transpose(-1, -2), n=n_fft) * window,
                 hop_length,
             )
-            for part in signals.split(chunk)
+            for part in parts
         ]
         wave = waves[0] if len(waves) == 1 else torch.cat(waves)
         envelope = overlap_add((window * window).expand(signals.shape[-1], n_fft), hop_length)

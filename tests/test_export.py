@@ -74,6 +74,21 @@ def test_torchscript_export_runs_the_whole_model(tmp_path, layout):
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
 
 
+def test_torchscript_export_of_a_model_whose_inverse_stft_runs_in_chunks(tmp_path, monkeypatch):
+    # On the CPU the inverse STFT splits its signals into chunks by size (at n_fft 2048 every
+    # default-size model does); a trace must not keep the example's number of chunks.
+    import modeling_tfswa.spectral
+
+    monkeypatch.setattr(modeling_tfswa.spectral, "ISTFT_CHUNK_BYTES", 1)  # one signal per chunk
+    model = random_model()
+    result = export_model(model, "torchscript", tmp_path / "model.pt", seconds=0.3)
+    assert result.max_abs_diff < 1e-5  # checked on batches of 2, 1 and 3
+    mixture = torch.randn(1, 2, 3000)
+    with torch.no_grad():
+        expected = model(mixture).waveforms
+    torch.testing.assert_close(torch.jit.load(str(tmp_path / "model.pt"))(mixture), expected)
+
+
 def test_failed_verification_leaves_no_file(tmp_path):
     with pytest.raises(ExportVerificationError, match="differs from PyTorch"):
         export_model(random_model(), "torchscript", tmp_path / "model.pt", seconds=0.1, atol=-1)
